@@ -1,0 +1,1 @@
+"""API keys, their verification and the authentication middleware."""

@@ -1,0 +1,37 @@
+"""The audit log: who did what to which key, from where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.models import AuditEvent
+
+
+def record_audit(
+    session: AsyncSession,
+    *,
+    action: str,
+    actor: str,
+    organization_id: str | None,
+    key_id: str | None = None,
+    source: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Adds the event to the caller's transaction, so it commits or rolls back with the change it describes."""
+    event = AuditEvent(
+        action=action, actor=actor, organization_id=organization_id, key_id=key_id, source=source, details=details
+    )
+    session.add(event)
+    return event
+
+
+async def list_audit_events(
+    session: AsyncSession, *, organization_id: str | None = None, limit: int = 100
+) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)  # type: ignore[union-attr]
+    if organization_id is not None:
+        query = query.where(AuditEvent.organization_id == organization_id)
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,77 @@
+"""Pure ASGI authentication: one verification per HTTP request, streaming untouched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from starlette.authentication import AuthCredentials
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from auth.credentials import extract_api_key
+from auth.errors import CapgateError
+from auth.principal import Principal, current_principal
+from auth.records import KeyRecord
+from auth.verifier import KeyVerifier
+
+
+def principal_for(record: KeyRecord) -> Principal:
+    return Principal(
+        key_id=record.key_id,
+        organization_id=record.organization_id,
+        key_name=record.name,
+        scopes=record.scopes,
+        allowed_tools=record.allowed_tools,
+        expires_at=record.expires_at,
+    )
+
+
+async def send_error(send: Send, error: CapgateError, *, jsonrpc: bool) -> None:
+    status, headers, body = error.render(jsonrpc=jsonrpc)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuthMiddleware:
+    """Authenticates every HTTP request except the explicitly public paths.
+
+    Paths for which ``speaks_jsonrpc(path)`` is true (the MCP endpoint and the OAuth
+    discovery paths MCP clients probe) get their errors as JSON-RPC error objects.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: KeyVerifier,
+        public_paths: Collection[str],
+        speaks_jsonrpc: Callable[[str], bool],
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.public_paths = frozenset(public_paths)
+        self.speaks_jsonrpc = speaks_jsonrpc
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"] in self.public_paths):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # capgate serves no websockets: refuse rather than pass unauthenticated
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            record = await self.verifier.verify(extract_api_key(scope["headers"]))
+        except CapgateError as error:
+            await send_error(send, error, jsonrpc=self.speaks_jsonrpc(scope["path"]))
+            return
+        principal = principal_for(record)
+        scope["user"] = principal
+        scope["auth"] = AuthCredentials(list(record.scopes))
+        token = current_principal.set(principal)
+        sdk_token = auth_context_var.set(principal)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            auth_context_var.reset(sdk_token)
+            current_principal.reset(token)

@@ -1,0 +1,44 @@
+"""Scopes a key may carry, and what each grants."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+RUNTIME = "runtime"
+RUNTIME_READ = "runtime:read"
+KEYS_MANAGE = "keys:manage"
+WILDCARD = "*"
+
+KNOWN_SCOPES: tuple[str, ...] = (RUNTIME, RUNTIME_READ, KEYS_MANAGE, WILDCARD)
+# A key with any of these may use the route that requires the key of the mapping.
+_SATISFIED_BY: dict[str, frozenset[str]] = {
+    RUNTIME: frozenset({RUNTIME, RUNTIME_READ, WILDCARD}),
+    KEYS_MANAGE: frozenset({KEYS_MANAGE, WILDCARD}),
+}
+
+
+class UnknownScope(ValueError):
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"Unknown scope: {scope!r} (known: {', '.join(KNOWN_SCOPES)})")
+
+
+def normalise_scopes(scopes: Iterable[str]) -> list[str]:
+    """Known scopes, deduplicated in order; raises UnknownScope for anything else."""
+    result: list[str] = []
+    for scope in scopes:
+        scope = scope.strip()
+        if scope not in KNOWN_SCOPES:
+            raise UnknownScope(scope)
+        if scope not in result:
+            result.append(scope)
+    return result
+
+
+def grants(held: Collection[str], required: str) -> bool:
+    return not _SATISFIED_BY.get(required, frozenset({required, WILDCARD})).isdisjoint(held)
+
+
+def is_read_only(held: Collection[str]) -> bool:
+    """True when the key's runtime access is limited to read-only tools."""
+    return RUNTIME_READ in held and RUNTIME not in held and WILDCARD not in held

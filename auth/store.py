@@ -1,0 +1,205 @@
+"""Data functions for organizations, users and API keys. Each takes an explicit session."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import anyio.to_thread
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.audit import record_audit
+from auth.dbtypes import utcnow
+from auth.errors import Conflict, InvalidRequest, NotFound
+from auth.hashing import SecretHasher
+from auth.keys import Mode, generate_key, random_base62
+from auth.models import ApiKey, Organization, User
+from auth.scopes import UnknownScope, normalise_scopes
+
+ROLES = ("owner", "admin", "member")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_NAME_LENGTH = 200
+MAX_ALLOWED_TOOL_PATTERNS = 100
+
+
+def _clean_name(name: str, what: str) -> str:
+    cleaned = name.strip()
+    if not cleaned:
+        raise InvalidRequest(f"{what} name must not be empty")
+    if len(cleaned) > MAX_NAME_LENGTH or any(ord(ch) < 32 for ch in cleaned):
+        raise InvalidRequest(f"{what} name must be at most {MAX_NAME_LENGTH} printable characters")
+    return cleaned
+
+
+async def create_organization(session: AsyncSession, *, name: str, mode: Mode = "live") -> Organization:
+    name = _clean_name(name, "Organization")
+    existing = await session.scalar(select(Organization.id).where(Organization.name == name))
+    if existing:
+        raise Conflict(f"Organization {name!r} already exists", code="duplicate_name")
+    organization = Organization(id=f"org_{random_base62(16)}", name=name, mode=mode)
+    session.add(organization)
+    await session.flush()
+    return organization
+
+
+async def list_organizations(session: AsyncSession) -> list[Organization]:
+    return list((await session.execute(select(Organization).order_by(Organization.created_at))).scalars())
+
+
+async def get_organization(session: AsyncSession, *, ref: str) -> Organization:
+    """An organization by id or by name."""
+    query = select(Organization).where(or_(Organization.id == ref, Organization.name == ref))
+    organization = await session.scalar(query)
+    if organization is None:
+        raise NotFound(f"Unknown organization: {ref}")
+    return organization
+
+
+async def create_user(
+    session: AsyncSession, *, organization: Organization, email: str, password: str, role: str, hasher: SecretHasher
+) -> User:
+    email = email.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise InvalidRequest(f"Invalid email address: {email!r}")
+    if role not in ROLES:
+        raise InvalidRequest(f"Unknown role: {role!r} (known: {', '.join(ROLES)})")
+    if len(password) < 12:
+        raise InvalidRequest("Password must be at least 12 characters")
+    if await session.scalar(select(User.id).where(User.email == email)):
+        raise Conflict(f"A user with email {email!r} already exists", code="duplicate_email")
+    password_hash = await anyio.to_thread.run_sync(hasher.hash, password)
+    user = User(
+        id=f"usr_{random_base62(16)}",
+        organization_id=organization.id,
+        email=email,
+        password_hash=password_hash,
+        role=role,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def list_users(session: AsyncSession, *, organization_id: str) -> list[User]:
+    query = select(User).where(User.organization_id == organization_id).order_by(User.created_at)
+    return list((await session.execute(query)).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A new key's record and its full secret, which exists only here and is shown once."""
+
+    record: ApiKey
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"CreatedKey(key_id={self.record.id!r})"
+
+
+def _clean_allowed_tools(patterns: Sequence[str] | None) -> list[str] | None:
+    if patterns is None:
+        return None
+    cleaned = [pattern.strip() for pattern in patterns]
+    if len(cleaned) > MAX_ALLOWED_TOOL_PATTERNS:
+        raise InvalidRequest(f"At most {MAX_ALLOWED_TOOL_PATTERNS} allowed tool patterns")
+    for pattern in cleaned:
+        if not pattern or len(pattern) > 200 or not re.fullmatch(r"[A-Za-z0-9_.*?\-\[\]!]+", pattern):
+            raise InvalidRequest(f"Invalid allowed tool pattern: {pattern!r}")
+    return cleaned
+
+
+async def create_api_key(
+    session: AsyncSession,
+    *,
+    organization: Organization,
+    name: str,
+    scopes: Sequence[str],
+    hasher: SecretHasher,
+    allowed_tools: Sequence[str] | None = None,
+    expires_at: datetime | None = None,
+    created_by: str,
+    source: str | None = None,
+) -> CreatedKey:
+    name = _clean_name(name, "Key")
+    try:
+        clean_scopes = normalise_scopes(scopes)
+    except UnknownScope as exc:
+        raise InvalidRequest(str(exc), details={"scopes": str(exc)}) from exc
+    if not clean_scopes:
+        raise InvalidRequest("A key needs at least one scope")
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidRequest("Expiry must be in the future")
+    duplicate = select(ApiKey.id).where(
+        ApiKey.organization_id == organization.id, ApiKey.name == name, ApiKey.revoked_at.is_(None)
+    )
+    if await session.scalar(duplicate):
+        raise Conflict(f"An active key named {name!r} already exists in {organization.name}", code="duplicate_name")
+    generated = generate_key("test" if organization.mode == "test" else "live")
+    key_hash = await anyio.to_thread.run_sync(hasher.hash, generated.raw)
+    record = ApiKey(
+        id=generated.key_id,
+        organization_id=organization.id,
+        name=name,
+        scopes=clean_scopes,
+        allowed_tools=_clean_allowed_tools(allowed_tools),
+        created_by=created_by,
+        expires_at=expires_at,
+        display_prefix=generated.display_prefix,
+        key_hash=key_hash,
+    )
+    session.add(record)
+    record_audit(
+        session,
+        action="key.created",
+        actor=created_by,
+        organization_id=organization.id,
+        key_id=record.id,
+        source=source,
+        details={"name": name, "scopes": clean_scopes},
+    )
+    await session.flush()
+    return CreatedKey(record=record, secret=generated.raw)
+
+
+async def get_api_key(session: AsyncSession, *, key_id: str, organization_id: str | None = None) -> ApiKey:
+    query = select(ApiKey).where(ApiKey.id == key_id)
+    if organization_id is not None:
+        query = query.where(ApiKey.organization_id == organization_id)
+    record = await session.scalar(query)
+    if record is None:
+        raise NotFound(f"Unknown API key: {key_id}")
+    return record
+
+
+async def list_api_keys(
+    session: AsyncSession, *, organization_id: str | None = None, include_revoked: bool = True
+) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at)
+    if organization_id is not None:
+        query = query.where(ApiKey.organization_id == organization_id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list((await session.execute(query)).scalars())
+
+
+async def revoke_api_key(
+    session: AsyncSession, *, key_id: str, actor: str, organization_id: str | None = None, source: str | None = None
+) -> ApiKey:
+    """Revokes the key (idempotent: a revoked key keeps its first revocation time)."""
+    record = await get_api_key(session, key_id=key_id, organization_id=organization_id)
+    if record.revoked_at is None:
+        now = utcnow()
+        record.revoked_at = now
+        record.updated_at = now
+        record_audit(
+            session, action="key.revoked", actor=actor, organization_id=record.organization_id, key_id=key_id, source=source
+        )
+        await session.flush()
+    return record
+
+
+async def count_organizations(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Organization)) or 0)

@@ -1,0 +1,192 @@
+"""Key verification, cheapest first (DESIGN §4).
+
+1. parse and checksum: no I/O;
+2. key id lookup: in-process record cache, then the database;
+3. verified-key cache: HMAC(pepper, key) against the digest cached at the last success;
+4. argon2 in a worker thread, at most ``max_concurrency`` at once, one run per distinct
+   presented key even when many requests bring it at the same moment.
+
+Failures are remembered per key id: the same wrong key is answered from memory, and
+after ``failure_limit`` distinct wrong secrets in a window argon2 is no longer run for
+that id until the window ends. A caller whose key is already in the verified cache is
+never affected by that, so an attacker cannot lock out a working key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from auth.dbtypes import utcnow
+from auth.errors import ExpiredApiKey, InvalidApiKey, RevokedApiKey
+from auth.hashing import SecretHasher, peppered_digest
+from auth.keys import parse_key
+from auth.records import KeyRecord
+
+RecordLoader = Callable[[str], Awaitable[KeyRecord | None]]
+HashSaver = Callable[[str, str], Awaitable[None]]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(slots=True)
+class VerifierStats:
+    argon2_runs: int = 0
+    checksum_rejections: int = 0
+    unknown_ids: int = 0
+    record_loads: int = 0
+    throttled: int = 0
+
+
+@dataclass(slots=True)
+class _Failures:
+    window_started: float
+    digests: set[bytes] = field(default_factory=set)
+
+
+class _LRU(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._items
+
+
+class KeyVerifier:
+    def __init__(
+        self,
+        *,
+        load_record: RecordLoader,
+        save_rehashed: HashSaver | None = None,
+        hasher: SecretHasher,
+        pepper: bytes,
+        max_concurrency: int = 2,
+        record_ttl: float = 30.0,
+        cache_size: int = 10_000,
+        failure_limit: int = 5,
+        failure_window: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._load_record = load_record
+        self._save_rehashed = save_rehashed
+        self._hasher = hasher
+        self._pepper = pepper
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._record_ttl = record_ttl
+        self._records: _LRU[str, tuple[float, KeyRecord | None]] = _LRU(cache_size)
+        self._verified: _LRU[str, bytes] = _LRU(cache_size)
+        self._failures: _LRU[str, _Failures] = _LRU(cache_size)
+        self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
+        self._failure_limit = failure_limit
+        self._failure_window = failure_window
+        self._monotonic = monotonic
+        self._now = now
+        self.stats = VerifierStats()
+
+    async def verify(self, presented: str) -> KeyRecord:
+        """The key's record, or an AuthenticationError subclass saying why not."""
+        parsed = parse_key(presented)
+        if parsed is None:
+            self.stats.checksum_rejections += 1
+            raise InvalidApiKey()
+        record = await self._record(parsed.key_id)
+        if record is None:
+            self.stats.unknown_ids += 1
+            raise InvalidApiKey()
+        digest = peppered_digest(self._pepper, parsed.raw)
+        cached = self._verified.get(record.key_id)
+        if cached is None or not hmac.compare_digest(cached, digest):
+            await self._verify_secret(record, digest, parsed.raw)
+        # Only a caller holding the right secret learns that the key is revoked or expired.
+        if record.revoked_at is not None:
+            raise RevokedApiKey()
+        if record.expires_at is not None and record.expires_at <= self._now():
+            raise ExpiredApiKey()
+        return record
+
+    async def _verify_secret(self, record: KeyRecord, digest: bytes, raw: str) -> None:
+        failures = self._failures.get(record.key_id)
+        if failures is not None and self._monotonic() - failures.window_started > self._failure_window:
+            self._failures.pop(record.key_id)
+            failures = None
+        if failures is not None and (digest in failures.digests or len(failures.digests) >= self._failure_limit):
+            self.stats.throttled += 1
+            raise InvalidApiKey()
+        if not await self._argon2_once(record.key_hash, digest, raw):
+            failures = self._failures.get(record.key_id) or _Failures(window_started=self._monotonic())
+            failures.digests.add(digest)
+            self._failures.put(record.key_id, failures)
+            raise InvalidApiKey()
+        self._verified.put(record.key_id, digest)
+        self._failures.pop(record.key_id)
+        if self._save_rehashed is not None and self._hasher.needs_rehash(record.key_hash):
+            new_hash = await anyio.to_thread.run_sync(self._hasher.hash, raw, limiter=self._limiter)
+            await self._save_rehashed(record.key_id, new_hash)
+
+    async def _argon2_once(self, key_hash: str, digest: bytes, raw: str) -> bool:
+        """Concurrent requests with the same key share one argon2 run."""
+        pending = self._in_flight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._in_flight[digest] = future
+        try:
+            self.stats.argon2_runs += 1
+            ok = await anyio.to_thread.run_sync(self._hasher.verify, key_hash, raw, limiter=self._limiter)
+            future.set_result(ok)
+            return ok
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must warn about it
+            raise
+        finally:
+            del self._in_flight[digest]
+
+    async def _record(self, key_id: str) -> KeyRecord | None:
+        cached = self._records.get(key_id)
+        if cached is not None and self._monotonic() - cached[0] < self._record_ttl:
+            return cached[1]
+        self.stats.record_loads += 1
+        record = await self._load_record(key_id)
+        self._records.put(key_id, (self._monotonic(), record))
+        return record
+
+    def refresh(self, record: KeyRecord) -> None:
+        """Replace a cached record with a newer one from the change feed; keys not in use stay uncached."""
+        cached = self._records.get(record.key_id)
+        if cached is not None and (cached[1] is None or cached[1].updated_at != record.updated_at):
+            self._records.put(record.key_id, (self._monotonic(), record))
+
+    def forget(self, key_id: str) -> None:
+        """Drop everything cached for the key: the next request reloads it from the database."""
+        self._records.pop(key_id)
+        self._verified.pop(key_id)
+
+    def is_cached(self, key_id: str) -> bool:
+        return key_id in self._records

@@ -1,0 +1,1 @@
+"""The capgate application: app factory, routes, storage wiring, CLI and settings."""

@@ -1,0 +1,80 @@
+"""The one settings class. Read once, at the edge (CLI or ``create_app``), then passed down."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from auth.hashing import Argon2Parameters
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAPGATE_", toml_file="capgate.toml", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="where the SQLite file and the generated pepper live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file data_dir/capgate.db (WAL mode)"
+    )
+    host: str = Field(default="127.0.0.1", description="address `capgate serve` binds to")
+    port: int = Field(default=8765, description="port `capgate serve` binds to")
+    public_base_url: str | None = Field(
+        default=None, description="absolute URL clients use to reach the server; default http://host:port"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description="Host header values the MCP endpoint accepts (DNS-rebinding protection)",
+    )
+    pepper: SecretStr | None = Field(
+        default=None, description="HMAC pepper for the verified-key cache; default: generated once into data_dir"
+    )
+    argon2_time_cost: int = Field(default=2, ge=1, description="argon2id passes")
+    argon2_memory_cost: int = Field(default=19_456, ge=8, description="argon2id memory in KiB")
+    argon2_parallelism: int = Field(default=1, ge=1, description="argon2id lanes")
+    argon2_max_concurrency: int = Field(default=2, ge=1, description="argon2 verifications running at once")
+    key_cache_ttl_seconds: float = Field(
+        default=30.0, gt=0, description="backstop lifetime of a cached key record (changes arrive sooner)"
+    )
+    key_cache_size: int = Field(default=10_000, ge=1, description="key records and verified digests kept in memory")
+    key_change_poll_seconds: float = Field(
+        default=0.25, gt=0, description="how often the server looks for keys changed by other processes"
+    )
+    failed_verification_limit: int = Field(
+        default=5, ge=1, description="wrong secrets per key id and window before argon2 is no longer run for it"
+    )
+    failed_verification_window_seconds: float = Field(
+        default=60.0, gt=0, description="window of failed_verification_limit"
+    )
+    log_level: str = Field(default="INFO", description="log level of the JSON request log")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'capgate.db'}"
+
+    @cached_property
+    def resolved_public_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def argon2_parameters(self) -> Argon2Parameters:
+        return Argon2Parameters(
+            time_cost=self.argon2_time_cost, memory_cost=self.argon2_memory_cost, parallelism=self.argon2_parallelism
+        )

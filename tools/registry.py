@@ -1,0 +1,60 @@
+"""The tool registry, and which of its tools a principal may see."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from auth.principal import Principal
+
+ToolKind = Literal["memory", "integration"]
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    input_model: type[BaseModel]
+    handler: Handler
+    kind: ToolKind = "integration"
+    read_only: bool = False
+    idempotent: bool = False
+    destructive: bool = False
+    scope: str = "runtime"
+    accounts: tuple[str, ...] = field(default=())
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+
+def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
+    return patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            self.register(tool)
+
+    def register(self, tool: Tool) -> None:
+        if tool.name in self._tools:
+            raise ValueError(f"tool {tool.name!r} is registered twice")
+        self._tools[tool.name] = tool
+
+    def visible_to(self, principal: Principal) -> list[Tool]:
+        """The tools the key may list and call: its scope, read-only limit and allowed-tool globs."""
+        return [tool for tool in self._tools.values() if self._grants(principal, tool)]
+
+    def _grants(self, principal: Principal, tool: Tool) -> bool:
+        if not principal.has_scope(tool.scope):
+            return False
+        if principal.read_only and not tool.read_only:
+            return False
+        return allowed_by_patterns(tool.name, principal.allowed_tools)
