@@ -45,7 +45,11 @@ class CapgateError(Exception):
         data: dict[str, Any] = {"code": self.code}
         if self.details:
             data["details"] = self.details
-        return {"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_AUTH_ERROR, "message": self.message, "data": data}}
+        return {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": JSONRPC_AUTH_ERROR, "message": self.message, "data": data},
+        }
 
     def render(self, *, jsonrpc: bool = False) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Status, raw ASGI headers and body, for code that speaks ASGI directly."""

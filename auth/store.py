@@ -195,7 +195,12 @@ async def revoke_api_key(
         record.revoked_at = now
         record.updated_at = now
         record_audit(
-            session, action="key.revoked", actor=actor, organization_id=record.organization_id, key_id=key_id, source=source
+            session,
+            action="key.revoked",
+            actor=actor,
+            organization_id=record.organization_id,
+            key_id=key_id,
+            source=source,
         )
         await session.flush()
     return record

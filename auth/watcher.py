@@ -54,7 +54,9 @@ class KeyChangeWatcher:
     async def run(self) -> None:
         while True:
             try:
-                await self.poll_once()
+                # Cancelling an aiosqlite query half-way can hang the connection's close: let a poll finish.
+                with anyio.CancelScope(shield=True):
+                    await self.poll_once()
             except SQLAlchemyError:
                 logger.warning("key change poll failed; retrying", exc_info=True)
             await anyio.sleep(self._interval)

@@ -54,7 +54,9 @@ def build_state(settings: Settings, tools: ToolRegistry) -> AppState:
 
     async def save_rehashed(key_id: str, key_hash: str) -> None:
         async with sessions.begin() as session:
-            await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=utcnow()))
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=utcnow())
+            )
 
     verifier = KeyVerifier(
         load_record=load_record,

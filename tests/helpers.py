@@ -1,0 +1,75 @@
+"""Shared test helpers: settings for a throwaway data dir, keys made through the real store."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth import store
+from auth.hashing import SecretHasher
+from auth.models import Organization
+from auth.verifier import KeyVerifier
+from server.settings import Settings
+
+FAST_ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
+
+
+def make_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "pepper": "test-pepper-" + secrets.token_hex(8),
+        "public_base_url": "http://capgate.test",
+        **FAST_ARGON2,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@dataclass
+class KeyFactory:
+    """Creates organizations and keys through the same store functions the CLI uses."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    hasher: SecretHasher
+    verifier: KeyVerifier
+
+    async def organization(self, name: str | None = None) -> Organization:
+        async with self.sessions.begin() as session:
+            return await store.create_organization(session, name=name or f"org-{secrets.token_hex(4)}")
+
+    async def key(
+        self,
+        organization: Organization,
+        *,
+        scopes: list[str] | None = None,
+        allowed_tools: list[str] | None = None,
+        expires_at: datetime | None = None,
+        name: str | None = None,
+    ) -> str:
+        async with self.sessions.begin() as session:
+            created = await store.create_api_key(
+                session,
+                organization=organization,
+                name=name or f"key-{secrets.token_hex(4)}",
+                scopes=scopes or ["runtime"],
+                allowed_tools=allowed_tools,
+                expires_at=expires_at,
+                hasher=self.hasher,
+                created_by="test",
+            )
+        return created.secret
+
+    async def revoke(self, key: str) -> None:
+        async with self.sessions.begin() as session:
+            await store.revoke_api_key(session, key_id=key_id_of(key), actor="test")
+        self.verifier.forget(key_id_of(key))  # what the server does after its own revocations
+
+
+def key_id_of(key: str) -> str:
+    return key[8:20]
