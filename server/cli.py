@@ -44,7 +44,7 @@ CLI_ACTOR = "cli"
 
 
 def fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=1)
 
 
@@ -328,3 +328,7 @@ def keys_revoke(key_id: str, as_json: JsonOption = False) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
