@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from auth.errors import NotFound
+from pydantic import ValidationError
+
+from auth.errors import InvalidRequest, NotFound
 from auth.principal import Principal
 from server.state import AppState
 from tools.registry import Tool
@@ -40,5 +42,9 @@ async def invoke_tool(
     tool = next((t for t in await visible_tools(state, principal) if t.name == tool_name), None)
     if tool is None:
         raise NotFound(f"Unknown tool: {tool_name}")
-    output = await tool.handler(on_progress, tool.input_model.model_validate(arguments))
+    try:
+        args = tool.input_model.model_validate(arguments)
+    except ValidationError as exc:
+        raise InvalidRequest(details={"fields": [".".join(map(str, e["loc"])) for e in exc.errors()]}) from None
+    output = await tool.handler(on_progress, args)
     return InvocationResult("exe_tmp", "ses_tmp", "succeeded", output, None)
