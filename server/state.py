@@ -10,6 +10,7 @@ from starlette.requests import Request
 from auth.hashing import SecretHasher
 from auth.verifier import KeyVerifier
 from auth.watcher import KeyChangeWatcher
+from server.runtime import Runtime
 from server.settings import Settings
 from tools.registry import ToolRegistry
 
@@ -24,6 +25,7 @@ class AppState:
     watcher: KeyChangeWatcher
     tools: ToolRegistry
     public_base_url: str
+    runtime: Runtime
 
 
 def app_state(request: Request) -> AppState:
