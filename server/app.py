@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,17 +23,33 @@ from auth.watcher import KeyChangeWatcher
 from server.db import create_engine, session_factory
 from server.errors import EXCEPTION_HANDLERS
 from server.key_events import key_change_listeners
+from server.live import LiveExecutions
 from server.mcp_server import McpEndpoint, build_mcp_server, build_session_manager
 from server.mcp_sessions import McpSessionDirectory
 from server.openapi import openapi_route
 from server.pepper import load_or_create_pepper
 from server.request_log import RequestLogMiddleware
 from server.routes.capabilities import capabilities
+from server.routes.executions import execution_events, get_execution
 from server.routes.health import healthz, readyz
+from server.routes.runtime import (
+    archive_session,
+    create_session,
+    get_session,
+    invoke,
+    list_sessions,
+    session_capabilities,
+    session_invoke,
+)
 from server.routing import public_paths, public_route, scoped_asgi_route, scoped_route
+from server.runtime import Runtime, run_worker
+from server.runtime_store import new_id
 from server.settings import Settings
 from server.state import AppState
+from tools.catalog import default_registry
+from tools.memory.store import MemoryLimits
 from tools.registry import ToolRegistry
+from tools.switches import ToolSwitches
 
 MCP_PATHS = ("/mcp", "/api/mcp")
 # MCP clients probe these after a 401; they answer like the MCP endpoint (DESIGN §3).
@@ -91,12 +108,24 @@ def build_state(settings: Settings, tools: ToolRegistry) -> AppState:
         public_base_url=settings.resolved_public_base_url,
         streams=streams,
         mcp_sessions=mcp_sessions,
+        runtime=Runtime(
+            worker_id=new_id("wrk"),
+            live=LiveExecutions(),
+            switches=ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds),
+            memory_limits=memory_limits(settings),
+        ),
+    )
+
+
+def memory_limits(settings: Settings) -> MemoryLimits:
+    return MemoryLimits(
+        max_document_bytes=settings.memory_max_document_bytes, organization_quota_bytes=settings.memory_quota_bytes
     )
 
 
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> Starlette:
     settings = settings or Settings()
-    state = build_state(settings, tools or ToolRegistry())
+    state = build_state(settings, tools or default_registry(memory_limits(settings)))
     mcp_manager = build_session_manager(build_mcp_server(state), settings)
     mcp_endpoint = McpEndpoint(mcp_manager)
 
@@ -106,6 +135,17 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         openapi_route(),
         scoped_route("/api/runtime/capabilities", capabilities, scope=RUNTIME),
         scoped_route("/capabilities", capabilities, scope=RUNTIME),
+        scoped_route("/api/runtime/tools/{tool_name}", invoke, scope=RUNTIME, methods=["POST"]),
+        scoped_route("/api/runtime/sessions", create_session, scope=RUNTIME, methods=["POST"]),
+        scoped_route("/api/runtime/sessions", list_sessions, scope=RUNTIME),
+        scoped_route("/api/runtime/sessions/{session_id}", get_session, scope=RUNTIME),
+        scoped_route("/api/runtime/sessions/{session_id}/archive", archive_session, scope=RUNTIME, methods=["POST"]),
+        scoped_route("/api/runtime/sessions/{session_id}/capabilities", session_capabilities, scope=RUNTIME),
+        scoped_route(
+            "/api/runtime/sessions/{session_id}/tools/{tool_name}", session_invoke, scope=RUNTIME, methods=["POST"]
+        ),
+        scoped_route("/api/runtime/executions/{execution_id}", get_execution, scope=RUNTIME),
+        scoped_route("/api/runtime/executions/{execution_id}/events", execution_events, scope=RUNTIME),
         *(scoped_asgi_route(path, mcp_endpoint, scope=RUNTIME) for path in MCP_PATHS),
     ]
 
@@ -114,6 +154,14 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         try:
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
+                tasks.start_soon(
+                    functools.partial(
+                        run_worker,
+                        state.sessions,
+                        worker_id=state.runtime.worker_id,
+                        interval=settings.worker_heartbeat_seconds,
+                    )
+                )
                 yield
                 tasks.cancel_scope.cancel()
         finally:

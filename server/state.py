@@ -12,6 +12,7 @@ from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import KeyChangeWatcher
 from server.mcp_sessions import McpSessionDirectory
+from server.runtime import Runtime
 from server.settings import Settings
 from tools.registry import ToolRegistry
 
@@ -28,6 +29,7 @@ class AppState:
     public_base_url: str
     streams: StreamRegistry
     mcp_sessions: McpSessionDirectory
+    runtime: Runtime
 
 
 def app_state(request: Request) -> AppState:

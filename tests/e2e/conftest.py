@@ -1,12 +1,12 @@
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import CapgateProcess, running_capgate
 
 
-@pytest.fixture
-def capgate(tmp_path: Path) -> Iterator[CapgateProcess]:
-    with running_capgate(tmp_path / "capgate") as server:
+@pytest.fixture(scope="module")
+def capgate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CapgateProcess]:
+    """One server per test module: every test makes its own keys, so tests cannot see each other's."""
+    with running_capgate(tmp_path_factory.mktemp("capgate")) as server:
         yield server
