@@ -14,6 +14,10 @@ from auth.principal import Principal, current_principal
 from auth.records import KeyRecord
 from auth.verifier import KeyVerifier
 
+# Called synchronously on the request path: they must only record in memory.
+FailureHook = Callable[[Scope, "str | None", CapgateError], None]
+SuccessHook = Callable[[Scope, KeyRecord], None]
+
 
 def principal_for(record: KeyRecord) -> Principal:
     return Principal(
@@ -46,8 +50,12 @@ class AuthMiddleware:
         verifier: KeyVerifier,
         public_paths: Collection[str],
         speaks_jsonrpc: Callable[[str], bool],
+        on_failure: FailureHook | None = None,
+        on_success: SuccessHook | None = None,
     ) -> None:
         self.app = app
+        self.on_failure = on_failure
+        self.on_success = on_success
         self.verifier = verifier
         self.public_paths = frozenset(public_paths)
         self.speaks_jsonrpc = speaks_jsonrpc
@@ -60,11 +68,17 @@ class AuthMiddleware:
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
+        presented: str | None = None
         try:
-            record = await self.verifier.verify(extract_api_key(scope["headers"]))
+            presented = extract_api_key(scope["headers"])
+            record = await self.verifier.verify(presented)
         except CapgateError as error:
+            if self.on_failure is not None:
+                self.on_failure(scope, presented, error)
             await send_error(send, error, jsonrpc=self.speaks_jsonrpc(scope["path"]))
             return
+        if self.on_success is not None:
+            self.on_success(scope, record)
         principal = principal_for(record)
         scope["user"] = principal
         scope["auth"] = AuthCredentials(list(record.scopes))
