@@ -97,11 +97,13 @@ class PasswordAuthenticator:
         self._monotonic = monotonic
         self._max_tracked = max_tracked
         self._failures: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self.argon2_runs = 0
 
     async def authenticate(self, credentials: BasicCredentials) -> User:
         self._check_not_throttled(credentials.email)
         user = await self._load_user(credentials.email)
         stored = user.password_hash if user is not None else self._dummy_hash
+        self.argon2_runs += 1
         ok = await anyio.to_thread.run_sync(self._hasher.verify, stored, credentials.password, limiter=self._limiter)
         if user is None or not ok:
             self._count_failure(credentials.email)

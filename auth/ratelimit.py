@@ -85,6 +85,10 @@ def seconds_to_midnight(now: float) -> float:
     return (utc_day(now) + 1) * SECONDS_PER_DAY - now
 
 
+class BackendUnavailable(Exception):
+    """The shared store could not be reached."""
+
+
 class RateLimitBackend(Protocol):
     async def hit(self, key_id: str, limits: Limits, now: float) -> Decision: ...
 
@@ -161,7 +165,13 @@ class RateLimitMiddleware:
         if not isinstance(principal, Principal) or not self.counts(scope["path"]):
             await self.app(scope, receive, send)
             return
-        decision = await self.limiter.hit(principal.key_id)
+        try:
+            decision = await self.limiter.hit(principal.key_id)
+        except BackendUnavailable as exc:
+            # Failing open: an outage of the shared store must not take the API down with it.
+            logger.warning("rate limit backend unavailable; request admitted unlimited: %s", exc)
+            await self.app(scope, receive, send)
+            return
         extra = decision.headers()
         if not decision.allowed:
             error = RateLimited()

@@ -17,8 +17,9 @@ import itertools
 import secrets
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from auth.ratelimit import SECONDS_PER_DAY, Decision, Limits, seconds_to_midnight, utc_day
+from auth.ratelimit import SECONDS_PER_DAY, BackendUnavailable, Decision, Limits, seconds_to_midnight, utc_day
 
 # KEYS[1]: the key's sliding-window sorted set; KEYS[2]: its counter for the UTC day.
 # ARGV: now (ms), per-second limit, daily quota, unique member, counter lifetime (s).
@@ -62,9 +63,12 @@ class RedisBackend:
         # The hash tag keeps both keys of one API key in one Redis Cluster slot.
         keys = [f"{self._prefix}:rl:{{{key_id}}}:s", f"{self._prefix}:rl:{{{key_id}}}:d:{day}"]
         member = f"{now_ms:.3f}:{self._instance}:{next(self._counter)}"
-        admitted, in_window, used, first = await self._script(
-            keys=keys, args=[repr(now_ms), limits.per_second, limits.daily, member, 2 * SECONDS_PER_DAY]
-        )
+        try:
+            admitted, in_window, used, first = await self._script(
+                keys=keys, args=[repr(now_ms), limits.per_second, limits.daily, member, 2 * SECONDS_PER_DAY]
+            )
+        except RedisError as exc:
+            raise BackendUnavailable(str(exc)) from exc
         first_ms = float(first)
         second_reset = (first_ms + 1000.0 - now_ms) / 1000.0 if first_ms else 0.0
         return Decision(

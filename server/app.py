@@ -91,11 +91,13 @@ def build_rate_limiter(
 
     backend: RateLimitBackend
     if settings.redis_url:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
         from auth.ratelimit_redis import RedisBackend
 
-        backend = RedisBackend(Redis.from_url(settings.redis_url), prefix=settings.redis_key_prefix)
+        # Blocking: a burst waits briefly for a pooled connection instead of failing.
+        pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
+        backend = RedisBackend(Redis.from_pool(pool), prefix=settings.redis_key_prefix)
     else:
         backend = InProcessBackend()
     policies = LimitPolicies(

@@ -328,3 +328,7 @@ def keys_revoke(key_id: str, as_json: JsonOption = False) -> None:
 
 def main() -> None:
     app()
+
+
+# Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.
+import server.cli_lifecycle  # noqa: E402, F401

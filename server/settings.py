@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis URL; when set, rate limits are shared by every replica through Redis"
     )
+    redis_max_connections: int = Field(default=64, ge=1, description="Redis connections per process")
     redis_key_prefix: str = Field(default="capgate", description="prefix of every Redis key capgate writes")
     usage_flush_seconds: float = Field(
         default=20.0,
