@@ -47,7 +47,8 @@ async def create_key(
 ) -> JSONResponse:
     body: KeyCreateBody = await read_body(request, KeyCreateBody)
     scopes = clean_scopes(body.scopes)
-    check_grant(rights, scopes, body.allowed_tools)
+    allowed_tools = inherit_allowed_tools(rights, body.allowed_tools)
+    check_grant(rights, scopes, allowed_tools)
     expires_at = resolve_expiry(body, state.now())
     async with state.sessions.begin() as session:
         created = await store.create_api_key(
@@ -55,7 +56,7 @@ async def create_key(
             organization=organization,
             name=body.name,
             scopes=scopes,
-            allowed_tools=inherit_allowed_tools(rights, body.allowed_tools),
+            allowed_tools=allowed_tools,
             expires_at=expires_at,
             hasher=state.hasher,
             created_by=actor,
