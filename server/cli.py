@@ -341,5 +341,5 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
+# Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.
+import server.cli_lifecycle  # noqa: E402, F401

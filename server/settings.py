@@ -95,6 +95,31 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: float = Field(
         default=86_400.0, gt=0, description="how long an Idempotency-Key is remembered"
     )
+    rate_limit_enabled: bool = Field(default=True, description="apply per-key rate limits to runtime and MCP routes")
+    rate_limit_per_second: int = Field(
+        default=100, ge=1, description="requests per second per key, unless the key or its organization overrides it"
+    )
+    daily_quota: int = Field(
+        default=5_000, ge=1, description="requests per key per UTC day, unless the key or its organization overrides it"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; when set, rate limits are shared by every replica through Redis"
+    )
+    redis_max_connections: int = Field(default=64, ge=1, description="Redis connections per process")
+    redis_key_prefix: str = Field(default="capgate", description="prefix of every Redis key capgate writes")
+    usage_flush_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=50,
+        description="how often last-used times, daily counts and auth-failure tallies are written to the database",
+    )
+    rate_limit_policy_ttl_seconds: float = Field(
+        default=10.0, gt=0, description="how long a key's resolved limits are cached before they are read again"
+    )
+    login_failure_limit: int = Field(
+        default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
+    )
+    login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
 
     @classmethod
     def settings_customise_sources(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from auth.basic import PasswordAuthenticator
+from auth.failures import AuthFailureAggregator
 from auth.hashing import SecretHasher
+from auth.ratelimit import RateLimiter
 from auth.streams import StreamRegistry
+from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import KeyChangeWatcher
 from server.mcp_sessions import McpSessionDirectory
@@ -30,6 +36,19 @@ class AppState:
     streams: StreamRegistry
     mcp_sessions: McpSessionDirectory
     runtime: Runtime
+    clock: Callable[[], float]
+    """Seconds since the epoch; injectable so tests can move through days."""
+    passwords: PasswordAuthenticator
+    last_used: LastUsedTracker
+    failures: AuthFailureAggregator
+    rate_limiter: RateLimiter | None
+
+    def now(self) -> datetime:
+        return from_timestamp(self.clock())
+
+    def forget_limits(self, key_id: str) -> None:
+        if self.rate_limiter is not None:
+            self.rate_limiter.policies.forget(key_id)
 
 
 def app_state(request: Request) -> AppState:

@@ -18,7 +18,7 @@ import httpx
 
 from tests.helpers import FAST_ARGON2
 
-CAPGATE = [sys.executable, "-m", "server.cli"]
+CAPGATE = [str(Path(sys.executable).with_name("capgate"))]  # the installed console script, as users run it
 
 
 def free_port() -> int:
