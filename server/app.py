@@ -28,10 +28,10 @@ from auth.scopes import KEYS_MANAGE, RUNTIME
 from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
-from auth.watcher import KeyChangeWatcher
+from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.errors import EXCEPTION_HANDLERS
-from server.key_events import key_change_listeners
+from server.key_events import key_change_listeners, tool_setting_listeners
 from server.live import LiveExecutions
 from server.mcp_server import McpEndpoint, build_mcp_server, build_session_manager
 from server.mcp_sessions import McpSessionDirectory
@@ -69,7 +69,7 @@ from server.usage_flusher import UsageFlusher
 from tools.catalog import default_registry
 from tools.memory.store import MemoryLimits
 from tools.registry import ToolRegistry
-from tools.switches import ToolSwitches
+from tools.switches import ToolSwitches, tool_setting_feed
 
 MCP_PATHS = ("/mcp", "/api/mcp")
 # MCP clients probe these after a 401; they answer like the MCP endpoint (DESIGN §3).
@@ -174,8 +174,12 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         max_streams_per_key=settings.max_streams_per_key, max_stream_seconds=settings.max_stream_seconds
     )
     mcp_sessions = McpSessionDirectory()
-    watcher = KeyChangeWatcher(
+    watcher = key_change_feed(
         sessions, key_change_listeners(verifier, streams, mcp_sessions), interval=settings.key_change_poll_seconds
+    )
+    switches = ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds)
+    tool_watcher = tool_setting_feed(
+        sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
     )
     return AppState(
         settings=settings,
@@ -184,6 +188,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         hasher=hasher,
         verifier=verifier,
         watcher=watcher,
+        tool_watcher=tool_watcher,
         tools=tools,
         public_base_url=settings.resolved_public_base_url,
         streams=streams,
@@ -191,7 +196,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         runtime=Runtime(
             worker_id=new_id("wrk"),
             live=LiveExecutions(),
-            switches=ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds),
+            switches=switches,
             memory_limits=memory_limits(settings),
         ),
         clock=clock,
@@ -263,6 +268,7 @@ def create_app(
             await flusher.load()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
+                tasks.start_soon(state.tool_watcher.run)
                 tasks.start_soon(flusher.run)
                 tasks.start_soon(
                     functools.partial(

@@ -13,13 +13,15 @@ from auth.basic import PasswordAuthenticator
 from auth.failures import AuthFailureAggregator
 from auth.hashing import SecretHasher
 from auth.ratelimit import RateLimiter
+from auth.records import KeyRecord
 from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
-from auth.watcher import KeyChangeWatcher
+from auth.watcher import ChangeFeed
 from server.mcp_sessions import McpSessionDirectory
 from server.runtime import Runtime
 from server.settings import Settings
+from tools.models import ToolSetting
 from tools.registry import ToolRegistry
 
 
@@ -30,7 +32,8 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     hasher: SecretHasher
     verifier: KeyVerifier
-    watcher: KeyChangeWatcher
+    watcher: ChangeFeed[KeyRecord]
+    tool_watcher: ChangeFeed[ToolSetting]
     tools: ToolRegistry
     public_base_url: str
     streams: StreamRegistry

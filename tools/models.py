@@ -15,4 +15,4 @@ class ToolSetting(SQLModel, table=True):
     organization_id: str = Field(foreign_key="organizations.id", primary_key=True, max_length=32)
     tool_name: str = Field(primary_key=True, max_length=200)
     enabled: bool = Field(default=True)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

@@ -3,12 +3,14 @@
 Every tool is enabled unless the organization has a ``tool_settings`` row saying otherwise.
 Listing tools runs on every MCP request, so the set of disabled tools per organization is
 cached for ``ttl`` seconds: a change made in this process (``set_enabled``) drops the entry at
-once; a change made by another process (the CLI, another replica) is seen within ``ttl``.
+once; a change made by another process (the CLI, another replica) arrives through
+``tool_setting_feed`` within about a quarter of a second, and ``ttl`` is the backstop.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
+from auth.watcher import ChangeFeed, ChangeListener
 from tools.models import ToolSetting
 
 
@@ -63,3 +66,18 @@ class ToolSwitches:
         async with self._sessions.begin() as session:
             await store_tool_enabled(session, organization_id=organization_id, tool_name=tool_name, enabled=enabled)
         self.invalidate(organization_id)
+
+
+def tool_setting_feed(
+    sessions: async_sessionmaker[AsyncSession], listeners: Sequence[ChangeListener[ToolSetting]], *, interval: float
+) -> ChangeFeed[ToolSetting]:
+    """Enable/disable changes made by any process, so this one drops its cached set at once."""
+    return ChangeFeed(
+        sessions,
+        query=lambda since: select(ToolSetting).where(ToolSetting.updated_at >= since),
+        convert=lambda row: row,
+        identity=lambda setting: (setting.organization_id, setting.tool_name),
+        updated_at=lambda setting: setting.updated_at,
+        listeners=listeners,
+        interval=interval,
+    )
