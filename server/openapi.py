@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from server.openapi_keys import RATE_LIMIT_HEADERS, RATE_LIMITED, SCHEMAS, key_paths
 from server.routing import public_route
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -73,7 +74,14 @@ def build_document() -> dict[str, Any]:
     capabilities_get = {
         "summary": "Tools this API key may use",
         "security": [{"bearer": []}, {"apiKey": []}],
-        "responses": {"200": _json({"$ref": "#/components/schemas/Capabilities"}, "capabilities"), **AUTH_ERRORS},
+        "responses": {
+            "200": {
+                **_json({"$ref": "#/components/schemas/Capabilities"}, "capabilities"),
+                "headers": RATE_LIMIT_HEADERS,
+            },
+            **AUTH_ERRORS,
+            "429": RATE_LIMITED,
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -88,10 +96,17 @@ def build_document() -> dict[str, Any]:
                     "responses": {"200": _json(STATUS_SCHEMA, "ready"), "503": _json(STATUS_SCHEMA, "not ready")},
                 }
             },
+            **key_paths(),
         },
         "components": {
-            "schemas": {"Error": ERROR_SCHEMA, "Capability": CAPABILITY_SCHEMA, "Capabilities": CAPABILITIES_SCHEMA},
+            "schemas": {
+                "Error": ERROR_SCHEMA,
+                "Capability": CAPABILITY_SCHEMA,
+                "Capabilities": CAPABILITIES_SCHEMA,
+                **SCHEMAS,
+            },
             "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             },
