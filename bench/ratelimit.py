@@ -139,6 +139,68 @@ def summarise(rounds: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
+async def asgi_cost(mode: str, base: Path, prefix: str, requests: int = 3000) -> float:
+    """Microseconds per request calling the ASGI app directly, one request at a time (no HTTP, no load generator).
+
+    Stable on a busy machine; for Redis it includes one full round trip per request.
+    """
+    from asgi_lifespan import LifespanManager
+
+    from auth import store
+    from server.app import create_app
+    from server.db import create_engine
+    from server.migrate import upgrade_database
+    from server.settings import Settings
+
+    data_dir = base / f"asgi-{mode}-{secrets.token_hex(3)}"
+    url = f"sqlite+aiosqlite:///{data_dir / 'capgate.db'}"
+    engine = create_engine(url)
+    await upgrade_database(engine)
+    await engine.dispose()
+    overrides: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": url,
+        "rate_limit_enabled": mode != "off",
+        "rate_limit_per_second": 10**9,
+        "daily_quota": 10**9,
+    }
+    if mode == "redis":
+        overrides.update(redis_url=REDIS_URL, redis_key_prefix=prefix)
+    app = create_app(Settings(**overrides))
+    async with LifespanManager(app):
+        state = app.state.capgate
+        async with state.sessions.begin() as session:
+            organization = await store.create_organization(session, name="bench")
+            created = await store.create_api_key(
+                session, organization=organization, name="bench", scopes=["runtime"], hasher=state.hasher,
+                created_by="bench",
+            )  # fmt: skip
+        scope = {
+            "type": "http", "method": "GET", "path": "/capabilities", "raw_path": b"/capabilities",
+            "query_string": b"", "headers": [(b"host", b"bench"), (b"x-api-key", created.secret.encode())],
+            "client": ("127.0.0.1", 1), "server": ("bench", 80), "scheme": "http", "http_version": "1.1",
+            "root_path": "",
+        }  # fmt: skip
+        statuses: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        for _ in range(300):
+            await app(dict(scope), receive, send)
+        started = time.perf_counter()
+        for _ in range(requests):
+            await app(dict(scope), receive, send)
+        elapsed = time.perf_counter() - started
+    if set(statuses) != {200}:
+        raise RuntimeError(f"unexpected statuses {set(statuses)}")
+    return elapsed / requests * 1e6
+
+
 async def cleanup_redis(prefix: str) -> None:
     from redis.asyncio import Redis
 
@@ -179,6 +241,12 @@ def main() -> None:
                 process.wait(timeout=10)
             asyncio.run(cleanup_redis(prefix))
 
+        asgi = {
+            mode: round(min(asyncio.run(asgi_cost(mode, Path(tmp), prefix)) for _ in range(3)), 1) for mode in MODES
+        }
+        print("ASGI direct, us per request:", asgi)
+        asyncio.run(cleanup_redis(prefix))
+
     results = {mode: summarise(rounds) for mode, rounds in measured.items()}
     off = results["off"]
     overhead = {
@@ -198,10 +266,13 @@ def main() -> None:
         "settings": {"seconds": args.seconds, "rounds": args.rounds, "connections": args.connections},
         "results": results,
         "overhead_vs_off": overhead,
+        "asgi_direct_us_per_request": asgi,
+        "asgi_direct_note": "one request at a time straight into the ASGI app (best of 3 x 3000); "
+        "for redis this includes one full round trip to the local Redis",
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps({"results": results, "overhead_vs_off": overhead}, indent=2))
+    print(json.dumps({"results": results, "overhead_vs_off": overhead, "asgi_us": asgi}, indent=2))
 
 
 if __name__ == "__main__":

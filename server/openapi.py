@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from server.openapi_keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
+from server.openapi_keys import SCHEMAS as KEY_SCHEMAS
 from server.openapi_schemas import SCHEMAS
 from server.routing import public_route
 
@@ -64,7 +66,17 @@ LAST_EVENT_ID = {
 
 
 def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "security": SECURITY, "responses": {**responses, **AUTH_ERRORS}, **extra}
+    """A Runtime API operation: key required, rate-limited (headers on success, 429 past the limit)."""
+    limited = {
+        status: {**response, "headers": RATE_LIMIT_HEADERS} if status.startswith("2") else response
+        for status, response in responses.items()
+    }
+    return {
+        "summary": summary,
+        "security": SECURITY,
+        "responses": {**limited, **AUTH_ERRORS, "429": RATE_LIMITED},
+        **extra,
+    }
 
 
 def _invoke(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
@@ -159,6 +171,7 @@ def build_document() -> dict[str, Any]:
                     parameters=[EXECUTION_ID, LAST_EVENT_ID],
                 )
             },
+            **key_paths(),
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": _json(STATUS_SCHEMA, "up")}}},
             "/readyz": {
                 "get": {
@@ -168,8 +181,9 @@ def build_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **KEY_SCHEMAS},
             "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             },

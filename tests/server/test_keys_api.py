@@ -298,3 +298,16 @@ async def test_last_used_is_kept_in_memory_and_written_in_batches(
     async with keys.sessions() as session:
         stored = (await session.get(ApiKey, key_id_of(agent))).last_used_at
     assert stored is not None and abs((stored - state.now()).total_seconds()) < 60
+
+
+async def test_openapi_describes_the_key_routes(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    for path, methods in {
+        "/api-keys": {"post"},
+        "/api/keys": {"get", "post"},
+        "/api/keys/{key_id}": {"get", "patch", "delete"},
+        "/api/keys/{key_id}/rotate": {"post"},
+        "/api/audit": {"get"},
+    }.items():
+        assert methods <= set(document["paths"][path])
+    assert "429" in document["paths"]["/capabilities"]["get"]["responses"]
