@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
                         state.sessions,
                         worker_id=state.runtime.worker_id,
                         interval=settings.worker_heartbeat_seconds,
+                        committer=state.runtime.committer,
                     )
                 )
                 yield

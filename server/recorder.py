@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
 from server import runtime_store
+from server.group_commit import GroupCommitter
 from server.live import EventRecord, LiveExecution, LiveExecutions
 from server.models import Execution
 
@@ -56,8 +57,10 @@ class ExecutionRecorder:
         source: str,
         worker_id: str,
         on_progress: ProgressCallback | None,
+        committer: GroupCommitter,
     ) -> None:
         self._sessions = sessions
+        self._committer = committer
         self._live_registry = live
         self.organization_id = organization_id
         self.key_id = key_id
@@ -168,19 +171,25 @@ class ExecutionRecorder:
             self._event("completed", {"status": status, "result": output})
         else:
             self._event(status if status == "interrupted" else "failed", {"status": status, "error": error})
-        try:
-            async with self._lock, self._sessions.begin() as session:
-                if self.persisted:
+        async with self._lock:
+            persisted, pending = self.persisted, self._pending
+            self._pending = []
+
+            async def write(session: AsyncSession) -> None:
+                if persisted:
                     await session.execute(
                         update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
                     )
                 else:
                     await self._add_start_rows(session, final=final)
-                    self.persisted = True
-                session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, self._pending))
-                self._pending = []
-        finally:
-            self.close()
+                session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, pending))
+                await session.flush()
+
+            try:
+                await self._committer.submit(self._sessions, write)
+                self.persisted = True
+            finally:
+                self.close()
 
     def close(self) -> None:
         self._live_registry.close(self.execution_id)
