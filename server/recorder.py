@@ -94,38 +94,39 @@ class ExecutionRecorder:
             await self.on_progress(data["progress"], data["total"], data["message"])
 
     async def _add_start_rows(self, session: AsyncSession, *, final: dict[str, Any] | None = None) -> None:
+        # Core inserts, not the ORM unit of work: this is the hot path (DESIGN §9).
         if self.creates_session:
-            session.add(
-                runtime_store.new_session(
-                    organization_id=self.organization_id,
-                    title=None,
-                    source=self.source,
-                    key_id=self.key_id,
-                    session_id=self.session_id,
-                )
+            await runtime_store.insert_rows(
+                session,
+                [
+                    runtime_store.new_session(
+                        organization_id=self.organization_id,
+                        title=None,
+                        source=self.source,
+                        key_id=self.key_id,
+                        session_id=self.session_id,
+                    )
+                ],
             )
-            await session.flush()  # the execution row refers to it; the unit of work does not order unrelated mappers
         else:
             row = await runtime_store.get_session(
                 session, organization_id=self.organization_id, session_id=self.session_id
             )
             runtime_store.ensure_active(row)
-        session.add(
-            Execution(
-                id=self.execution_id,
-                organization_id=self.organization_id,
-                session_id=self.session_id,
-                tool_name=self.tool_name,
-                key_id=self.key_id,
-                source=self.source,
-                connected_account_id=self.connected_account_id,
-                input=self.arguments,
-                worker_id=self.worker_id,
-                started_at=self.live.events[0].created_at,
-                **(final or {}),
-            )
+        execution = Execution(
+            id=self.execution_id,
+            organization_id=self.organization_id,
+            session_id=self.session_id,
+            tool_name=self.tool_name,
+            key_id=self.key_id,
+            source=self.source,
+            connected_account_id=self.connected_account_id,
+            input=self.arguments,
+            worker_id=self.worker_id,
+            started_at=self.live.events[0].created_at,
+            **(final or {}),
         )
-        await session.flush()
+        await runtime_store.insert_rows(session, [execution])
 
     async def start(self, claim: IdempotencyClaim | None = None) -> str | None:
         """Writes the `running` execution now; with a claim, returns the earlier execution's id on a replay."""
@@ -147,7 +148,9 @@ class ExecutionRecorder:
     async def _write_pending(self, session: AsyncSession) -> None:
         if not self.persisted:
             await self._add_start_rows(session)
-        session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, self._pending))
+        await runtime_store.insert_rows(
+            session, runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+        )
         self._pending = []
         self.persisted = True
 
@@ -182,8 +185,9 @@ class ExecutionRecorder:
                     )
                 else:
                     await self._add_start_rows(session, final=final)
-                session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, pending))
-                await session.flush()
+                await runtime_store.insert_rows(
+                    session, runtime_store.event_rows(self.organization_id, self.execution_id, pending)
+                )
 
             try:
                 await self._committer.submit(self._sessions, write)
