@@ -19,10 +19,11 @@ from typing import Any
 import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel
 
 from auth.dbtypes import utcnow
 from server import runtime_store
-from server.group_commit import GroupCommitter
+from server.group_commit import GroupCommitter, write
 from server.live import EventRecord, LiveExecution, LiveExecutions
 from server.models import Execution
 
@@ -93,40 +94,41 @@ class ExecutionRecorder:
         if kind == "progress" and self.on_progress is not None:
             await self.on_progress(data["progress"], data["total"], data["message"])
 
-    async def _add_start_rows(self, session: AsyncSession, *, final: dict[str, Any] | None = None) -> None:
-        # Core inserts, not the ORM unit of work: this is the hot path (DESIGN §9).
+    def _start_rows(self, final: dict[str, Any] | None = None) -> list[SQLModel]:
+        rows: list[SQLModel] = []
         if self.creates_session:
-            await runtime_store.insert_rows(
-                session,
-                [
-                    runtime_store.new_session(
-                        organization_id=self.organization_id,
-                        title=None,
-                        source=self.source,
-                        key_id=self.key_id,
-                        session_id=self.session_id,
-                    )
-                ],
+            rows.append(
+                runtime_store.new_session(
+                    organization_id=self.organization_id,
+                    title=None,
+                    source=self.source,
+                    key_id=self.key_id,
+                    session_id=self.session_id,
+                )
             )
-        else:
+        rows.append(
+            Execution(
+                id=self.execution_id,
+                organization_id=self.organization_id,
+                session_id=self.session_id,
+                tool_name=self.tool_name,
+                key_id=self.key_id,
+                source=self.source,
+                connected_account_id=self.connected_account_id,
+                input=self.arguments,
+                worker_id=self.worker_id,
+                started_at=self.live.events[0].created_at,
+                **(final or {}),
+            )
+        )
+        return rows
+
+    async def _check_session(self, session: AsyncSession) -> None:
+        if not self.creates_session:
             row = await runtime_store.get_session(
                 session, organization_id=self.organization_id, session_id=self.session_id
             )
             runtime_store.ensure_active(row)
-        execution = Execution(
-            id=self.execution_id,
-            organization_id=self.organization_id,
-            session_id=self.session_id,
-            tool_name=self.tool_name,
-            key_id=self.key_id,
-            source=self.source,
-            connected_account_id=self.connected_account_id,
-            input=self.arguments,
-            worker_id=self.worker_id,
-            started_at=self.live.events[0].created_at,
-            **(final or {}),
-        )
-        await runtime_store.insert_rows(session, [execution])
 
     async def start(self, claim: IdempotencyClaim | None = None) -> str | None:
         """Writes the `running` execution now; with a claim, returns the earlier execution's id on a replay."""
@@ -142,15 +144,16 @@ class ExecutionRecorder:
                 )
                 if earlier is not None:
                     return earlier
+            await self._check_session(session)
             await self._write_pending(session)
         return None
 
     async def _write_pending(self, session: AsyncSession) -> None:
+        rows: list[SQLModel] = []
         if not self.persisted:
-            await self._add_start_rows(session)
-        await runtime_store.insert_rows(
-            session, runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
-        )
+            rows += self._start_rows()
+        rows += runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+        await write(session, rows)
         self._pending = []
         self.persisted = True
 
@@ -175,22 +178,17 @@ class ExecutionRecorder:
         else:
             self._event(status if status == "interrupted" else "failed", {"status": status, "error": error})
         async with self._lock:
-            persisted, pending = self.persisted, self._pending
+            events = runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
             self._pending = []
-
-            async def write(session: AsyncSession) -> None:
-                if persisted:
-                    await session.execute(
-                        update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
-                    )
-                else:
-                    await self._add_start_rows(session, final=final)
-                await runtime_store.insert_rows(
-                    session, runtime_store.event_rows(self.organization_id, self.execution_id, pending)
-                )
-
+            if self.persisted:
+                rows: list[SQLModel] = list(events)
+                update_row = update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
+                statements = [update_row]
+            else:
+                # The session was checked before the tool ran (invoke_tool); sessions are never deleted.
+                rows, statements = [*self._start_rows(final), *events], []
             try:
-                await self._committer.submit(self._sessions, write)
+                await self._committer.submit(self._sessions, rows, statements)
                 self.persisted = True
             finally:
                 self.close()
