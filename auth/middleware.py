@@ -12,6 +12,7 @@ from auth.credentials import extract_api_key
 from auth.errors import CapgateError
 from auth.principal import Principal, current_principal
 from auth.records import KeyRecord
+from auth.streams import StreamRegistry, is_event_stream_request, run_tracked
 from auth.verifier import KeyVerifier
 
 
@@ -44,11 +45,13 @@ class AuthMiddleware:
         app: ASGIApp,
         *,
         verifier: KeyVerifier,
+        streams: StreamRegistry,
         public_paths: Collection[str],
         speaks_jsonrpc: Callable[[str], bool],
     ) -> None:
         self.app = app
         self.verifier = verifier
+        self.streams = streams
         self.public_paths = frozenset(public_paths)
         self.speaks_jsonrpc = speaks_jsonrpc
 
@@ -60,10 +63,12 @@ class AuthMiddleware:
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
+        jsonrpc = self.speaks_jsonrpc(scope["path"])
         try:
             record = await self.verifier.verify(extract_api_key(scope["headers"]))
+            request = self.streams.open(record.key_id, is_stream=is_event_stream_request(scope))
         except CapgateError as error:
-            await send_error(send, error, jsonrpc=self.speaks_jsonrpc(scope["path"]))
+            await send_error(send, error, jsonrpc=jsonrpc)
             return
         principal = principal_for(record)
         scope["user"] = principal
@@ -71,7 +76,8 @@ class AuthMiddleware:
         token = current_principal.set(principal)
         sdk_token = auth_context_var.set(principal)
         try:
-            await self.app(scope, receive, send)
+            await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc)
         finally:
+            self.streams.close(request)
             auth_context_var.reset(sdk_token)
             current_principal.reset(token)

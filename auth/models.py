@@ -48,6 +48,9 @@ class ApiKey(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    streams_terminated_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, nullable=True, description="kill switch: open streams were closed then"
+    )
     rate_limit_per_second: int | None = None
     daily_quota: int | None = None
     display_prefix: str = Field(max_length=12)

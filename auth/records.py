@@ -19,6 +19,7 @@ class KeyRecord:
     revoked_at: datetime | None
     updated_at: datetime
     key_hash: str
+    streams_terminated_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyRecord:
@@ -32,6 +33,7 @@ class KeyRecord:
             revoked_at=row.revoked_at,
             updated_at=row.updated_at,
             key_hash=row.key_hash,
+            streams_terminated_at=row.streams_terminated_at,
         )
 
     def __repr__(self) -> str:

@@ -186,12 +186,33 @@ async def list_api_keys(
 
 
 async def revoke_api_key(
-    session: AsyncSession, *, key_id: str, actor: str, organization_id: str | None = None, source: str | None = None
+    session: AsyncSession,
+    *,
+    key_id: str,
+    actor: str,
+    organization_id: str | None = None,
+    source: str | None = None,
+    terminate_streams: bool = False,
 ) -> ApiKey:
-    """Revokes the key (idempotent: a revoked key keeps its first revocation time)."""
+    """Revokes the key (idempotent: a revoked key keeps its first revocation time).
+
+    With ``terminate_streams`` the key's open streams are closed too, in every replica
+    (they see ``streams_terminated_at`` move); by default they run to their end.
+    """
     record = await get_api_key(session, key_id=key_id, organization_id=organization_id)
+    now = utcnow()
+    if terminate_streams:
+        record.streams_terminated_at = now
+        record.updated_at = now
+        record_audit(
+            session,
+            action="key.streams_terminated",
+            actor=actor,
+            organization_id=record.organization_id,
+            key_id=key_id,
+            source=source,
+        )
     if record.revoked_at is None:
-        now = utcnow()
         record.revoked_at = now
         record.updated_at = now
         record_audit(
@@ -202,7 +223,7 @@ async def revoke_api_key(
             key_id=key_id,
             source=source,
         )
-        await session.flush()
+    await session.flush()
     return record
 
 

@@ -16,16 +16,20 @@ from auth.middleware import AuthMiddleware
 from auth.models import ApiKey
 from auth.records import KeyRecord
 from auth.scopes import RUNTIME
+from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import KeyChangeWatcher
 from server.db import create_engine, session_factory
 from server.errors import EXCEPTION_HANDLERS
+from server.key_events import key_change_listeners
+from server.mcp_server import McpEndpoint, build_mcp_server, build_session_manager
+from server.mcp_sessions import McpSessionDirectory
 from server.openapi import openapi_route
 from server.pepper import load_or_create_pepper
 from server.request_log import RequestLogMiddleware
 from server.routes.capabilities import capabilities
 from server.routes.health import healthz, readyz
-from server.routing import public_paths, public_route, scoped_route
+from server.routing import public_paths, public_route, scoped_asgi_route, scoped_route
 from server.settings import Settings
 from server.state import AppState
 from tools.registry import ToolRegistry
@@ -69,7 +73,13 @@ def build_state(settings: Settings, tools: ToolRegistry) -> AppState:
         failure_limit=settings.failed_verification_limit,
         failure_window=settings.failed_verification_window_seconds,
     )
-    watcher = KeyChangeWatcher(sessions, verifier, interval=settings.key_change_poll_seconds)
+    streams = StreamRegistry(
+        max_streams_per_key=settings.max_streams_per_key, max_stream_seconds=settings.max_stream_seconds
+    )
+    mcp_sessions = McpSessionDirectory()
+    watcher = KeyChangeWatcher(
+        sessions, key_change_listeners(verifier, streams, mcp_sessions), interval=settings.key_change_poll_seconds
+    )
     return AppState(
         settings=settings,
         engine=engine,
@@ -79,12 +89,16 @@ def build_state(settings: Settings, tools: ToolRegistry) -> AppState:
         watcher=watcher,
         tools=tools,
         public_base_url=settings.resolved_public_base_url,
+        streams=streams,
+        mcp_sessions=mcp_sessions,
     )
 
 
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> Starlette:
     settings = settings or Settings()
     state = build_state(settings, tools or ToolRegistry())
+    mcp_manager = build_session_manager(build_mcp_server(state), settings)
+    mcp_endpoint = McpEndpoint(mcp_manager)
 
     routes = [
         public_route("/healthz", healthz),
@@ -92,12 +106,13 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         openapi_route(),
         scoped_route("/api/runtime/capabilities", capabilities, scope=RUNTIME),
         scoped_route("/capabilities", capabilities, scope=RUNTIME),
+        *(scoped_asgi_route(path, mcp_endpoint, scope=RUNTIME) for path in MCP_PATHS),
     ]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
-            async with anyio.create_task_group() as tasks:
+            async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
                 yield
                 tasks.cancel_scope.cancel()
@@ -113,6 +128,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
             Middleware(
                 AuthMiddleware,
                 verifier=state.verifier,
+                streams=state.streams,
                 public_paths=public_paths(routes),
                 speaks_jsonrpc=speaks_jsonrpc,
             ),

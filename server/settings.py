@@ -32,6 +32,18 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
         description="Host header values the MCP endpoint accepts (DNS-rebinding protection)",
     )
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        description="Origin header values the MCP endpoint accepts from browsers (DNS-rebinding protection)",
+    )
+    mcp_session_idle_seconds: float = Field(
+        default=1800.0, gt=0, description="a legacy MCP session with no request for this long is closed"
+    )
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_stream_seconds: float = Field(
+        default=3600.0, gt=0, description="longest any request or stream may stay open, even after its key is revoked"
+    )
+    max_streams_per_key: int = Field(default=50, ge=1, description="open event streams one key may hold at once")
     pepper: SecretStr | None = Field(
         default=None, description="HMAC pepper for the verified-key cache; default: generated once into data_dir"
     )

@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
 from auth.hashing import SecretHasher
+from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import KeyChangeWatcher
+from server.mcp_sessions import McpSessionDirectory
 from server.settings import Settings
 from tools.registry import ToolRegistry
 
@@ -24,6 +26,8 @@ class AppState:
     watcher: KeyChangeWatcher
     tools: ToolRegistry
     public_base_url: str
+    streams: StreamRegistry
+    mcp_sessions: McpSessionDirectory
 
 
 def app_state(request: Request) -> AppState:

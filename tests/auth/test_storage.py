@@ -150,7 +150,11 @@ async def test_watcher_brings_another_writers_revocation_into_the_cache(
             return KeyRecord.from_row(row) if row else None
 
     verifier = KeyVerifier(load_record=load, hasher=HASHER, pepper=b"p")
-    watcher = KeyChangeWatcher(sessions, verifier)
+
+    async def refresh(record: KeyRecord, _previous: KeyRecord | None) -> None:
+        verifier.refresh(record)
+
+    watcher = KeyChangeWatcher(sessions, [refresh])
     assert (await verifier.verify(created.secret)).revoked_at is None
     async with sessions.begin() as session:
         await store.revoke_api_key(session, key_id=created.record.id, actor="other process")

@@ -1,0 +1,57 @@
+"""What happens in this process when a key changes — here, or anywhere else (via the watcher)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth import store
+from auth.records import KeyRecord
+from auth.streams import StreamRegistry
+from auth.verifier import KeyVerifier
+from auth.watcher import KeyChangeListener
+from server.mcp_sessions import McpSessionDirectory
+
+
+def key_change_listeners(
+    verifier: KeyVerifier, streams: StreamRegistry, mcp_sessions: McpSessionDirectory
+) -> list[KeyChangeListener]:
+    async def refresh_cache(record: KeyRecord, _previous: KeyRecord | None) -> None:
+        verifier.refresh(record)
+
+    async def kill_switch(record: KeyRecord, previous: KeyRecord | None) -> None:
+        terminated = record.streams_terminated_at
+        if terminated is not None and (previous is None or previous.streams_terminated_at != terminated):
+            streams.terminate(record.key_id)
+
+    async def announce_tool_changes(record: KeyRecord, previous: KeyRecord | None) -> None:
+        if previous is None or (previous.scopes, previous.allowed_tools) != (record.scopes, record.allowed_tools):
+            await mcp_sessions.notify_keys([record.key_id])
+
+    return [refresh_cache, kill_switch, announce_tool_changes]
+
+
+async def revoke_key(
+    sessions: async_sessionmaker[AsyncSession],
+    verifier: KeyVerifier,
+    streams: StreamRegistry,
+    *,
+    key_id: str,
+    actor: str,
+    organization_id: str | None = None,
+    source: str | None = None,
+    terminate_streams: bool = False,
+) -> store.ApiKey:
+    """Revokes in the database, then at once in this process; other replicas follow through the watcher."""
+    async with sessions.begin() as session:
+        record = await store.revoke_api_key(
+            session,
+            key_id=key_id,
+            actor=actor,
+            organization_id=organization_id,
+            source=source,
+            terminate_streams=terminate_streams,
+        )
+    verifier.forget(key_id)
+    if terminate_streams:
+        streams.terminate(key_id)
+    return record

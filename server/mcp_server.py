@@ -1,0 +1,156 @@
+"""The MCP endpoint: the SDK's Streamable HTTP transport over capgate's per-key tools.
+
+Both protocol generations are served by one session manager: stateless 2026-07-28
+requests and legacy initialize-handshake sessions. Every HTTP request has already
+been authenticated by AuthMiddleware; handlers read the principal of *this* request
+from ``ctx.request`` (a legacy session's server loop outlives the request that opened
+it, so context variables would name the opening request instead).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mcp_types as types
+from mcp.server import Server
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import Receive, Scope, Send
+
+from auth.errors import CapgateError, InvalidRequest, NotFound
+from auth.principal import Principal
+from server.invocation import invoke_tool, visible_tools
+from server.mcp_sessions import McpSessionDirectory
+from server.settings import Settings
+from server.state import AppState
+from tools.registry import Tool
+
+SERVER_NAME = "capgate"
+
+
+def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
+    request = ctx.request
+    user = request.scope.get("user") if request is not None else None
+    if not isinstance(user, Principal):  # AuthMiddleware guarantees one; this guards a mis-mounted endpoint
+        raise RuntimeError("MCP request without an authenticated principal")
+    return user
+
+
+def mcp_tool(tool: Tool) -> types.Tool:
+    return types.Tool(
+        name=tool.name,
+        description=tool.description,
+        input_schema=tool.parameters,
+        annotations=types.ToolAnnotations(
+            read_only_hint=tool.read_only,
+            idempotent_hint=tool.idempotent,
+            destructive_hint=tool.destructive,
+            open_world_hint=tool.kind == "integration",
+        ),
+    )
+
+
+def error_result(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def invalid_input_message(error: InvalidRequest) -> str:
+    if not error.details:
+        return error.message
+    return f"{error.message}: {json.dumps(error.details, sort_keys=True)}"
+
+
+class SessionTracker:
+    """Server middleware: remembers which key uses which legacy session (for list_changed)."""
+
+    def __init__(self, directory: McpSessionDirectory) -> None:
+        self.directory = directory
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        request = ctx.request
+        session_id = request.headers.get("mcp-session-id") if request is not None else None
+        # ServerSession keeps its Connection private; the connection is what outlives this request.
+        connection = getattr(ctx.session, "_connection", None)
+        if session_id and connection is not None:
+            principal = principal_of(ctx)
+            self.directory.remember(
+                session_id=session_id,
+                key_id=principal.key_id,
+                organization_id=principal.organization_id,
+                connection=connection,
+            )
+        return await call_next(ctx)
+
+
+def build_mcp_server(state: AppState) -> Server[Any]:
+    events_url = f"{state.public_base_url}/api/runtime/executions/{{executionId}}/events"
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tools = await visible_tools(state, principal_of(ctx))
+        return types.ListToolsResult(tools=[mcp_tool(tool) for tool in tools], ttl_ms=0)
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        principal = principal_of(ctx)
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(done, total, message)
+
+        try:
+            result = await invoke_tool(
+                state, principal, params.name, dict(params.arguments or {}), source="mcp", on_progress=on_progress
+            )
+        except NotFound:
+            return error_result(f"Unknown tool: {params.name}")
+        except InvalidRequest as error:
+            return error_result(invalid_input_message(error))
+        except CapgateError as error:
+            return error_result(error.message)
+        meta = {
+            "executionId": result.execution_id,
+            "sessionId": result.session_id,
+            "eventsUrl": events_url.format(executionId=result.execution_id),
+        }
+        if result.status != "succeeded":
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=result.error or "Tool failed")], is_error=True, _meta=meta
+            )
+        structured = result.output if isinstance(result.output, dict) else {"result": result.output}
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(result.output, default=str))],
+            structured_content=structured,
+            _meta=meta,
+        )
+
+    server: Server[Any] = Server(SERVER_NAME, version="0.1.0", on_list_tools=list_tools, on_call_tool=call_tool)
+    server.middleware.append(SessionTracker(state.mcp_sessions))
+    return server
+
+
+def build_session_manager(server: Server[Any], settings: Settings) -> StreamableHTTPSessionManager:
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
+    return StreamableHTTPSessionManager(
+        app=server,
+        security_settings=security,
+        session_idle_timeout=settings.mcp_session_idle_seconds,
+        max_request_body_size=settings.max_body_bytes,
+    )
+
+
+class McpEndpoint:
+    """ASGI app for /mcp and /api/mcp; the lifespan must have entered ``manager.run()``."""
+
+    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+        self.manager = manager
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.manager.handle_request(scope, receive, send)
