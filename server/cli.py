@@ -315,17 +315,28 @@ def keys_show(key_id: str, as_json: JsonOption = False) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, as_json: JsonOption = False) -> None:
-    """Revoke a key: every new request with it is rejected; open streams run to their end."""
+def keys_revoke(
+    key_id: str,
+    terminate_streams: Annotated[
+        bool, typer.Option("--terminate-streams", help="Also close the key's open streams (for a leaked key).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key: every new request with it is rejected; open streams run to their end unless terminated."""
 
     async def operation(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
-        return key_row(await store.revoke_api_key(session, key_id=key_id, actor=CLI_ACTOR, source="cli"))
+        revoked = await store.revoke_api_key(
+            session, key_id=key_id, actor=CLI_ACTOR, source="cli", terminate_streams=terminate_streams
+        )
+        return key_row(revoked)
 
     row = run_in_session(operation)
     if as_json:
         out.print(json.dumps(row, indent=2), markup=False)
-    else:
-        out.print(f"Revoked {row['id']} ({row['name']}) at {row['revoked_at']}.", markup=False)
+        return
+    out.print(f"Revoked {row['id']} ({row['name']}) at {row['revoked_at']}.", markup=False)
+    if terminate_streams:
+        out.print("Its open streams are being closed on every server (within about a second).", markup=False)
 
 
 def main() -> None:

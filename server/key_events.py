@@ -12,6 +12,10 @@ from auth.watcher import KeyChangeListener
 from server.mcp_sessions import McpSessionDirectory
 
 
+def grant_of(record: KeyRecord) -> tuple[object, ...]:
+    return (record.scopes, record.allowed_tools, record.revoked_at, record.expires_at)
+
+
 def key_change_listeners(
     verifier: KeyVerifier, streams: StreamRegistry, mcp_sessions: McpSessionDirectory
 ) -> list[KeyChangeListener]:
@@ -24,7 +28,8 @@ def key_change_listeners(
             streams.terminate(record.key_id)
 
     async def announce_tool_changes(record: KeyRecord, previous: KeyRecord | None) -> None:
-        if previous is None or (previous.scopes, previous.allowed_tools) != (record.scopes, record.allowed_tools):
+        # Revoking or expiring a key changes what it may use (to nothing) just as a scope change does.
+        if previous is None or grant_of(previous) != grant_of(record):
             await mcp_sessions.notify_keys([record.key_id])
 
     return [refresh_cache, kill_switch, announce_tool_changes]
