@@ -9,8 +9,11 @@ import anyio
 from sqlalchemy import update
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from auth.dbtypes import utcnow
+from auth.errors import NotFound
 from auth.hashing import SecretHasher
 from auth.middleware import AuthMiddleware
 from auth.models import ApiKey
@@ -37,6 +40,20 @@ from tools.registry import ToolRegistry
 MCP_PATHS = ("/mcp", "/api/mcp")
 # MCP clients probe these after a 401; they answer like the MCP endpoint (DESIGN §3).
 OAUTH_PROBE_PATHS = ("/.well-known/", "/register", "/authorize", "/token")
+
+
+async def no_oauth_here(_scope: Scope, _receive: Receive, _send: Send) -> None:
+    raise NotFound()
+
+
+def oauth_probe_routes() -> list[Route]:
+    """The OAuth paths clients probe after a 401 or 403, guarded like the MCP endpoint.
+
+    A key without `runtime` then gets the same 403 and message here as on /mcp, so mcp-remote reports
+    "Dynamic Client Registration rejected (HTTP 403): ... Missing required scope: runtime" instead of a 404.
+    """
+    paths = ["/.well-known/{rest:path}", *(p for p in OAUTH_PROBE_PATHS if not p.endswith("/"))]
+    return [scoped_asgi_route(path, no_oauth_here, scope=RUNTIME) for path in paths]
 
 
 def speaks_jsonrpc(path: str) -> bool:
@@ -107,6 +124,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         scoped_route("/api/runtime/capabilities", capabilities, scope=RUNTIME),
         scoped_route("/capabilities", capabilities, scope=RUNTIME),
         *(scoped_asgi_route(path, mcp_endpoint, scope=RUNTIME) for path in MCP_PATHS),
+        *oauth_probe_routes(),
     ]
 
     @asynccontextmanager
