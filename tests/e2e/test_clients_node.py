@@ -54,11 +54,12 @@ def test_inspector_cli_lists_tools_and_round_trips_memory(client_gate: ClientGat
 @pytest.mark.parametrize("case", ["wrong", "revoked", "no-runtime"])
 def test_inspector_cli_shows_capgates_message(client_gate: ClientGate, tmp_path: Path, case: str) -> None:
     ran = run_inspector_snippet(client_gate, tmp_path, key_for(client_gate, case))
-    assert ran.returncode != 0
     error = json.loads(ran.stderr.strip().splitlines()[-1])["error"]
     if case == "no-runtime":  # the Inspector reads the 403's WWW-Authenticate header, not the body
+        assert ran.returncode == 1
         assert error == {"code": "error", "message": 'Insufficient scope: required "runtime"'}
     else:
+        assert ran.returncode == 3
         assert error["code"] == "auth_required"
         assert f'\\"message\\": \\"{MESSAGES[case]}\\"' in json.dumps(error["message"])
 
@@ -67,7 +68,7 @@ def test_inspector_cli_without_a_key_header_shows_missing_key(client_gate: Clien
     require(NODE, INSPECTOR)
     args = [str(INSPECTOR), "--cli", client_gate.mcp_url, "--transport", "http", "--stored-auth-only"]
     ran = run([*args, "--method", "tools/list"], node_env(tmp_path), tmp_path)
-    assert ran.returncode != 0
+    assert ran.returncode == 3
     assert '\\"message\\": \\"Missing API key\\"' in ran.stderr
 
 
