@@ -5,11 +5,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test bench lint format clean clients clients-python client-configs
 
-$(STAMP): pyproject.toml
+EXAMPLE_TOOLS := examples/capgate-example-tools
+
+$(STAMP): pyproject.toml $(EXAMPLE_TOOLS)/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "capgate needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e $(EXAMPLE_TOOLS)  # the tests load its tools through the entry point
 	@touch $(STAMP)
 
 serve: $(STAMP)

@@ -29,9 +29,22 @@ def record_audit(
 
 
 async def list_audit_events(
-    session: AsyncSession, *, organization_id: str | None = None, limit: int = 100
+    session: AsyncSession,
+    *,
+    organization_id: str | None = None,
+    limit: int = 100,
+    action: str | None = None,
+    key_id: str | None = None,
+    before_id: int | None = None,
 ) -> list[AuditEvent]:
+    """Newest first; ``before_id`` pages back through older events."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)  # type: ignore[union-attr]
     if organization_id is not None:
         query = query.where(AuditEvent.organization_id == organization_id)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if key_id is not None:
+        query = query.where(AuditEvent.key_id == key_id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)  # type: ignore[operator]
     return list((await session.execute(query)).scalars())

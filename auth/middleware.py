@@ -15,6 +15,10 @@ from auth.records import KeyRecord
 from auth.streams import StreamRegistry, is_event_stream_request, run_tracked
 from auth.verifier import KeyVerifier
 
+# Called synchronously on the request path: they must only record in memory.
+FailureHook = Callable[[Scope, "str | None", CapgateError], None]
+SuccessHook = Callable[[Scope, KeyRecord], None]
+
 
 def principal_for(record: KeyRecord) -> Principal:
     return Principal(
@@ -48,8 +52,12 @@ class AuthMiddleware:
         streams: StreamRegistry,
         public_paths: Collection[str],
         speaks_jsonrpc: Callable[[str], bool],
+        on_failure: FailureHook | None = None,
+        on_success: SuccessHook | None = None,
     ) -> None:
         self.app = app
+        self.on_failure = on_failure
+        self.on_success = on_success
         self.verifier = verifier
         self.streams = streams
         self.public_paths = frozenset(public_paths)
@@ -64,12 +72,18 @@ class AuthMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         jsonrpc = self.speaks_jsonrpc(scope["path"])
+        presented: str | None = None
         try:
-            record = await self.verifier.verify(extract_api_key(scope["headers"]))
+            presented = extract_api_key(scope["headers"])
+            record = await self.verifier.verify(presented)
             request = self.streams.open(record.key_id, is_stream=is_event_stream_request(scope))
         except CapgateError as error:
+            if self.on_failure is not None:
+                self.on_failure(scope, presented, error)
             await send_error(send, error, jsonrpc=jsonrpc)
             return
+        if self.on_success is not None:
+            self.on_success(scope, record)
         principal = principal_for(record)
         scope["user"] = principal
         scope["auth"] = AuthCredentials(list(record.scopes))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
@@ -67,3 +67,13 @@ class AuditEvent(SQLModel, table=True):
     key_id: str | None = Field(default=None, max_length=12, index=True)
     source: str | None = Field(default=None, max_length=200)
     details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class KeyDailyUsage(SQLModel, table=True):
+    """Requests a key made on one UTC day: the in-process rate limiter's daily quota, kept across restarts."""
+
+    __tablename__ = "key_daily_usage"
+
+    key_id: str = Field(primary_key=True, max_length=12)
+    day: date = Field(primary_key=True)
+    count: int = Field(default=0, nullable=False)

@@ -1,10 +1,9 @@
-"""Brings key changes made by other processes (CLI, other replicas) into this one.
+"""Change feeds: bring rows changed by other processes (CLI, other replicas) into this one.
 
-Every ``interval`` seconds one indexed query reads the keys whose ``updated_at`` lies
+Every ``interval`` seconds one indexed query reads the rows whose ``updated_at`` lies
 within ``lookback`` of the newest change seen so far; the lookback absorbs transactions
 that commit a little after their timestamp and small clock differences between
-writers. Each row that differs from what this watcher saw last is handed to the
-listeners (the verifier's record cache, the stream kill switch, MCP list_changed).
+writers. Each row that differs from what the feed saw last is handed to its listeners.
 This works the same on SQLite and PostgreSQL, so a change made anywhere reaches this
 process within about ``interval`` seconds.
 """
@@ -12,11 +11,12 @@ process within about ``interval`` seconds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,44 +26,53 @@ from auth.records import KeyRecord
 
 logger = logging.getLogger(__name__)
 
-KeyChangeListener = Callable[[KeyRecord, KeyRecord | None], Awaitable[None]]
-"""Called with the new record and the one this watcher saw before (None on first sight)."""
+R = TypeVar("R")
+ChangeListener = Callable[[R, R | None], Awaitable[None]]
+"""Called with the new row and the one the feed saw before (None on first sight)."""
 
 
-class KeyChangeWatcher:
+class ChangeFeed(Generic[R]):
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        listeners: list[KeyChangeListener],
         *,
+        query: Callable[[datetime], Select[Any]],
+        convert: Callable[[Any], R],
+        identity: Callable[[R], Hashable],
+        updated_at: Callable[[R], datetime],
+        listeners: Sequence[ChangeListener[R]],
         interval: float = 0.25,
         lookback: timedelta = timedelta(seconds=10),
     ) -> None:
         self._sessions = sessions
-        self._listeners = listeners
+        self._query = query
+        self._convert = convert
+        self._identity = identity
+        self._updated_at = updated_at
+        self._listeners = list(listeners)
         self._interval = interval
         self._lookback = lookback
         self._newest_seen: datetime = utcnow()
-        self._seen: dict[str, KeyRecord] = {}
+        self._seen: dict[Hashable, R] = {}
 
     async def poll_once(self) -> int:
         """Hands the changes since the last poll to the listeners; returns how many rows changed."""
-        since = self._newest_seen - self._lookback
         async with self._sessions() as session:
-            rows = (await session.execute(select(ApiKey).where(ApiKey.updated_at >= since))).scalars().all()
+            rows = (await session.execute(self._query(self._newest_seen - self._lookback))).scalars().all()
         changed = 0
         for row in rows:
-            record = KeyRecord.from_row(row)
-            previous = self._seen.get(record.key_id)
-            self._newest_seen = max(self._newest_seen, record.updated_at)
-            if previous is not None and previous.updated_at == record.updated_at:
+            item = self._convert(row)
+            identity, updated_at = self._identity(item), self._updated_at(item)
+            previous = self._seen.get(identity)
+            self._newest_seen = max(self._newest_seen, updated_at)
+            if previous is not None and self._updated_at(previous) == updated_at:
                 continue
-            self._seen[record.key_id] = record
+            self._seen[identity] = item
             changed += 1
             for listener in self._listeners:
-                await listener(record, previous)
+                await listener(item, previous)
         horizon = self._newest_seen - self._lookback
-        self._seen = {key_id: seen for key_id, seen in self._seen.items() if seen.updated_at >= horizon}
+        self._seen = {key: item for key, item in self._seen.items() if self._updated_at(item) >= horizon}
         return changed
 
     async def run(self) -> None:
@@ -73,5 +82,23 @@ class KeyChangeWatcher:
                 with anyio.CancelScope(shield=True):
                     await self.poll_once()
             except SQLAlchemyError:
-                logger.warning("key change poll failed; retrying", exc_info=True)
+                logger.warning("change poll failed; retrying", exc_info=True)
             await anyio.sleep(self._interval)
+
+
+KeyChangeListener = ChangeListener[KeyRecord]
+
+
+def key_change_feed(
+    sessions: async_sessionmaker[AsyncSession], listeners: Sequence[KeyChangeListener], *, interval: float = 0.25
+) -> ChangeFeed[KeyRecord]:
+    """API keys: revocation, expiry, scopes, allowed tools and the stream kill switch."""
+    return ChangeFeed(
+        sessions,
+        query=lambda since: select(ApiKey).where(ApiKey.updated_at >= since),
+        convert=KeyRecord.from_row,
+        identity=lambda record: record.key_id,
+        updated_at=lambda record: record.updated_at,
+        listeners=listeners,
+        interval=interval,
+    )

@@ -1,4 +1,4 @@
-"""What happens in this process when a key changes — here, or anywhere else (via the watcher)."""
+"""What happens in this process when a key or a tool switch changes — here, or elsewhere (via the feeds)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from auth import store
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
-from auth.watcher import KeyChangeListener
+from auth.watcher import ChangeListener, KeyChangeListener
 from server.mcp_sessions import McpSessionDirectory
+from tools.models import ToolSetting
+from tools.switches import ToolSwitches
 
 
 def grant_of(record: KeyRecord) -> tuple[object, ...]:
@@ -33,6 +35,17 @@ def key_change_listeners(
             await mcp_sessions.notify_keys([record.key_id])
 
     return [refresh_cache, kill_switch, announce_tool_changes]
+
+
+def tool_setting_listeners(
+    switches: ToolSwitches, mcp_sessions: McpSessionDirectory
+) -> list[ChangeListener[ToolSetting]]:
+    async def apply(setting: ToolSetting, previous: ToolSetting | None) -> None:
+        switches.invalidate(setting.organization_id)
+        if previous is None or previous.enabled != setting.enabled:
+            await mcp_sessions.notify_organization(setting.organization_id)
+
+    return [apply]
 
 
 async def revoke_key(

@@ -142,7 +142,7 @@ def build_session_manager(server: Server[Any], settings: Settings) -> Streamable
         app=server,
         security_settings=security,
         session_idle_timeout=settings.mcp_session_idle_seconds,
-        max_request_body_size=settings.max_body_bytes,
+        max_request_body_size=settings.max_request_body_bytes,
     )
 
 

@@ -1,4 +1,4 @@
-"""/openapi.json: the OpenAPI 3.1 description of every route."""
+"""/openapi.json: the OpenAPI 3.1 description of every route, its bodies and its error bodies."""
 
 from __future__ import annotations
 
@@ -8,79 +8,170 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from server.openapi_keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
+from server.openapi_keys import SCHEMAS as KEY_SCHEMAS
+from server.openapi_schemas import SCHEMAS
 from server.routing import public_route
 
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error", "code"],
-    "properties": {
-        "error": {"type": "string", "description": "human-readable message"},
-        "code": {"type": "string", "description": "stable machine-readable code"},
-        "details": {"type": "object", "description": "what the caller can act on"},
-    },
-}
-
-CAPABILITY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "kind", "description", "parameters", "isReadOnly", "supportsIdempotency", "accounts"],
-    "properties": {
-        "name": {"type": "string"},
-        "kind": {"type": "string", "enum": ["memory", "integration"]},
-        "description": {"type": "string"},
-        "parameters": {"type": "object", "description": "JSON Schema of the tool input"},
-        "isReadOnly": {"type": "boolean"},
-        "supportsIdempotency": {"type": "boolean"},
-        "accounts": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-CAPABILITIES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "capabilities",
-        "sessionCreateUrl",
-        "toolInvokeUrlTemplate",
-        "sessionToolInvokeUrlTemplate",
-        "executionEventsUrlTemplate",
-    ],
-    "properties": {
-        "capabilities": {"type": "array", "items": {"$ref": "#/components/schemas/Capability"}},
-        "sessionCreateUrl": {"type": "string"},
-        "toolInvokeUrlTemplate": {"type": "string"},
-        "sessionToolInvokeUrlTemplate": {"type": "string"},
-        "executionEventsUrlTemplate": {"type": "string"},
-    },
-}
+SECURITY = [{"bearer": []}, {"apiKey": []}]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _error(description: str) -> dict[str, Any]:
-    return _json({"$ref": "#/components/schemas/Error"}, description)
+    return _json(_ref("Error"), description)
 
 
 AUTH_ERRORS = {
     "401": _error("missing, invalid, revoked or expired API key, or conflicting credentials"),
     "403": _error("the key lacks the route's scope"),
+    "429": _error("rate limit exceeded"),
 }
-
 STATUS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"status": {"type": "string"}}}
 
 
-def build_document() -> dict[str, Any]:
-    capabilities_get = {
-        "summary": "Tools this API key may use",
-        "security": [{"bearer": []}, {"apiKey": []}],
-        "responses": {"200": _json({"$ref": "#/components/schemas/Capabilities"}, "capabilities"), **AUTH_ERRORS},
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
     }
+
+
+TOOL_NAME = _path("toolName", "a tool name from capabilities")
+SESSION_ID = _path("sessionId", "a session id")
+EXECUTION_ID = _path("executionId", "an execution id")
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "same key and body within 24 h: the first response, the tool not run again (per organization)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "resume after this event id",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+}
+
+
+def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A Runtime API operation: key required, rate-limited (headers on success, 429 past the limit)."""
+    limited = {
+        status: {**response, "headers": RATE_LIMIT_HEADERS} if status.startswith("2") else response
+        for status, response in responses.items()
+    }
+    return {
+        "summary": summary,
+        "security": SECURITY,
+        "responses": {**limited, **AUTH_ERRORS, "429": RATE_LIMITED},
+        **extra,
+    }
+
+
+def _invoke(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return _operation(
+        summary,
+        {
+            "200": _json(_ref("Invocation"), "the tool ran (also when it failed: see isError)"),
+            "400": _error("invalid_request: bad body or tool input; details names the fields"),
+            "404": _error("not_found: unknown tool (or one the key may not see), or unknown session"),
+            "409": _error("session_archived, idempotency_key_reused, or account_required"),
+            "413": _error("payload_too_large"),
+        },
+        parameters=[*parameters, IDEMPOTENCY_KEY],
+        requestBody={"required": False, "content": {"application/json": {"schema": _ref("InvokeRequest")}}},
+    )
+
+
+def build_document() -> dict[str, Any]:
+    capabilities_get = _operation("Tools this API key may use", {"200": _json(_ref("Capabilities"), "capabilities")})
+    not_found_session = {"404": _error("not_found: unknown session")}
     return {
         "openapi": "3.1.0",
         "info": {"title": "capgate", "version": "0.1.0"},
         "paths": {
             "/api/runtime/capabilities": {"get": capabilities_get},
             "/capabilities": {"get": {**capabilities_get, "summary": "Alias of /api/runtime/capabilities"}},
+            "/api/runtime/tools/{toolName}": {
+                "post": _invoke("Run a tool (in a new session unless sessionId)", [TOOL_NAME])
+            },
+            "/api/runtime/sessions": {
+                "post": _operation(
+                    "Create a session",
+                    {
+                        "201": _json(_ref("Session"), "the new session"),
+                        "400": _error("invalid_request"),
+                        "413": _error("payload_too_large"),
+                    },
+                    requestBody={"required": False, "content": {"application/json": {"schema": _ref("SessionCreate")}}},
+                ),
+                "get": _operation(
+                    "The organization's sessions, newest first",
+                    {"200": _json(_ref("SessionList"), "one page"), "400": _error("invalid_request: limit or cursor")},
+                    parameters=[
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["active", "archived"]}},
+                    ],
+                ),
+            },
+            "/api/runtime/sessions/{sessionId}": {
+                "get": _operation(
+                    "One session",
+                    {"200": _json(_ref("Session"), "the session"), **not_found_session},
+                    parameters=[SESSION_ID],
+                )
+            },
+            "/api/runtime/sessions/{sessionId}/archive": {
+                "post": _operation(
+                    "Archive a session: it refuses further invocations",
+                    {"200": _json(_ref("Session"), "the archived session"), **not_found_session},
+                    parameters=[SESSION_ID],
+                )
+            },
+            "/api/runtime/sessions/{sessionId}/capabilities": {
+                "get": _operation(
+                    "Capabilities as seen from a session",
+                    {"200": _json(_ref("SessionCapabilities"), "capabilities and the session"), **not_found_session},
+                    parameters=[SESSION_ID],
+                )
+            },
+            "/api/runtime/sessions/{sessionId}/tools/{toolName}": {
+                "post": _invoke("Run a tool inside an existing session", [SESSION_ID, TOOL_NAME])
+            },
+            "/api/runtime/executions/{executionId}": {
+                "get": _operation(
+                    "An execution record",
+                    {"200": _json(_ref("Execution"), "the execution"), "404": _error("not_found: unknown execution")},
+                    parameters=[EXECUTION_ID],
+                )
+            },
+            "/api/runtime/executions/{executionId}/events": {
+                "get": _operation(
+                    "Server-Sent Events of an execution: stored ones, then live ones, until the terminal event",
+                    {
+                        "200": {
+                            "description": "text/event-stream; each data line is an ExecutionEvent",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("invalid_request: Last-Event-ID"),
+                        "404": _error("not_found: unknown execution"),
+                    },
+                    parameters=[EXECUTION_ID, LAST_EVENT_ID],
+                )
+            },
+            **key_paths(),
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": _json(STATUS_SCHEMA, "up")}}},
             "/readyz": {
                 "get": {
@@ -90,8 +181,9 @@ def build_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {"Error": ERROR_SCHEMA, "Capability": CAPABILITY_SCHEMA, "Capabilities": CAPABILITIES_SCHEMA},
+            "schemas": {**SCHEMAS, **KEY_SCHEMAS},
             "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             },

@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     mcp_session_idle_seconds: float = Field(
         default=1800.0, gt=0, description="a legacy MCP session with no request for this long is closed"
     )
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_stream_seconds: float = Field(
         default=3600.0, gt=0, description="longest any request or stream may stay open, even after its key is revoked"
     )
@@ -65,6 +64,62 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="window of failed_verification_limit"
     )
     log_level: str = Field(default="INFO", description="log level of the JSON request log")
+    max_request_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest request body (Runtime API and MCP); larger bodies get 413"
+    )
+    memory_max_document_bytes: int = Field(default=262_144, ge=1, description="largest memory document, in bytes")
+    memory_quota_bytes: int = Field(
+        default=52_428_800, ge=1, description="total size of one organization's memory documents, in bytes"
+    )
+    tool_settings_cache_seconds: float = Field(
+        default=2.0, ge=0, description="how long an organization's tool enable/disable state is cached per process"
+    )
+    event_flush_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description="a running execution's record and buffered events are written at least this often;"
+        " calls that finish sooner are recorded in one transaction",
+    )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="comment line sent on an idle execution event stream to keep it open"
+    )
+    execution_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often a stream or waiter polls the database for an execution run elsewhere"
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often a server process marks itself alive; executions of a process silent for three"
+        " beats become interrupted",
+    )
+    idempotency_ttl_seconds: float = Field(
+        default=86_400.0, gt=0, description="how long an Idempotency-Key is remembered"
+    )
+    rate_limit_enabled: bool = Field(default=True, description="apply per-key rate limits to runtime and MCP routes")
+    rate_limit_per_second: int = Field(
+        default=100, ge=1, description="requests per second per key, unless the key or its organization overrides it"
+    )
+    daily_quota: int = Field(
+        default=5_000, ge=1, description="requests per key per UTC day, unless the key or its organization overrides it"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; when set, rate limits are shared by every replica through Redis"
+    )
+    redis_max_connections: int = Field(default=64, ge=1, description="Redis connections per process")
+    redis_key_prefix: str = Field(default="capgate", description="prefix of every Redis key capgate writes")
+    usage_flush_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=50,
+        description="how often last-used times, daily counts and auth-failure tallies are written to the database",
+    )
+    rate_limit_policy_ttl_seconds: float = Field(
+        default=10.0, gt=0, description="how long a key's resolved limits are cached before they are read again"
+    )
+    login_failure_limit: int = Field(
+        default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
+    )
+    login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
 
     @classmethod
     def settings_customise_sources(

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from auth.basic import PasswordAuthenticator
+from auth.failures import AuthFailureAggregator
 from auth.hashing import SecretHasher
+from auth.ratelimit import RateLimiter
+from auth.records import KeyRecord
 from auth.streams import StreamRegistry
+from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
-from auth.watcher import KeyChangeWatcher
+from auth.watcher import ChangeFeed
 from server.mcp_sessions import McpSessionDirectory
+from server.runtime import Runtime
 from server.settings import Settings
+from tools.models import ToolSetting
 from tools.registry import ToolRegistry
 
 
@@ -23,11 +32,26 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     hasher: SecretHasher
     verifier: KeyVerifier
-    watcher: KeyChangeWatcher
+    watcher: ChangeFeed[KeyRecord]
+    tool_watcher: ChangeFeed[ToolSetting]
     tools: ToolRegistry
     public_base_url: str
     streams: StreamRegistry
     mcp_sessions: McpSessionDirectory
+    runtime: Runtime
+    clock: Callable[[], float]
+    """Seconds since the epoch; injectable so tests can move through days."""
+    passwords: PasswordAuthenticator
+    last_used: LastUsedTracker
+    failures: AuthFailureAggregator
+    rate_limiter: RateLimiter | None
+
+    def now(self) -> datetime:
+        return from_timestamp(self.clock())
+
+    def forget_limits(self, key_id: str) -> None:
+        if self.rate_limiter is not None:
+            self.rate_limiter.policies.forget(key_id)
 
 
 def app_state(request: Request) -> AppState:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
 from auth import store
 from auth.hashing import SecretHasher
-from auth.models import Organization
+from auth.models import Organization, User
 from auth.verifier import KeyVerifier
+from server.app import create_app
 from server.settings import Settings
 
+DEFAULT_PASSWORD = "correct horse battery staple"
 FAST_ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
 
 
@@ -65,6 +72,17 @@ class KeyFactory:
             )
         return created.secret
 
+    async def user(self, organization: Organization, *, role: str = "member", password: str | None = None) -> User:
+        async with self.sessions.begin() as session:
+            return await store.create_user(
+                session,
+                organization=organization,
+                email=f"user-{secrets.token_hex(4)}@example.com",
+                password=password or DEFAULT_PASSWORD,
+                role=role,
+                hasher=self.hasher,
+            )
+
     async def revoke(self, key: str) -> None:
         async with self.sessions.begin() as session:
             await store.revoke_api_key(session, key_id=key_id_of(key), actor="test")
@@ -73,3 +91,39 @@ class KeyFactory:
 
 def key_id_of(key: str) -> str:
     return key[8:20]
+
+
+class FakeClock:
+    """Seconds since the epoch that move only when a test says so."""
+
+    def __init__(self, start: float | None = None) -> None:
+        import time
+
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """A started app (lifespan running) and a client for it; stopping it flushes like a real shutdown."""
+    application = create_app(settings, **kwargs)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://capgate.test") as http:
+            yield application, http
+
+
+def factory_for(application: Starlette) -> KeyFactory:
+    state = application.state.capgate
+    return KeyFactory(sessions=state.sessions, hasher=state.hasher, verifier=state.verifier)
+
+
+def basic(email: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{email}:{password}".encode()).decode()}

@@ -48,9 +48,21 @@ class ToolRegistry:
             raise ValueError(f"tool {tool.name!r} is registered twice")
         self._tools[tool.name] = tool
 
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def all(self) -> list[Tool]:
+        return list(self._tools.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
     def visible_to(self, principal: Principal) -> list[Tool]:
         """The tools the key may list and call: its scope, read-only limit and allowed-tool globs."""
         return [tool for tool in self._tools.values() if self._grants(principal, tool)]
+
+    def grants(self, principal: Principal, tool: Tool) -> bool:
+        return self._grants(principal, tool)
 
     def _grants(self, principal: Principal, tool: Tool) -> bool:
         if not principal.has_scope(tool.scope):

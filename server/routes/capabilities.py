@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from server.invocation import visible_tools
 from server.state import app_state
 from tools.registry import Tool
 
@@ -35,6 +36,6 @@ def capabilities_document(tools: list[Tool], base_url: str) -> dict[str, Any]:
 
 
 async def capabilities(request: Request) -> JSONResponse:
+
     state = app_state(request)
-    tools = state.tools.visible_to(request.user)
-    return JSONResponse(capabilities_document(tools, state.public_base_url))
+    return JSONResponse(capabilities_document(await visible_tools(state, request.user), state.public_base_url))

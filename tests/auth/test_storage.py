@@ -18,7 +18,7 @@ from auth.keys import parse_key
 from auth.models import ApiKey, Organization
 from auth.records import KeyRecord
 from auth.verifier import KeyVerifier
-from auth.watcher import KeyChangeWatcher
+from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.migrate import upgrade_database
 
@@ -154,7 +154,7 @@ async def test_watcher_brings_another_writers_revocation_into_the_cache(
     async def refresh(record: KeyRecord, _previous: KeyRecord | None) -> None:
         verifier.refresh(record)
 
-    watcher = KeyChangeWatcher(sessions, [refresh])
+    watcher = key_change_feed(sessions, [refresh])
     assert (await verifier.verify(created.secret)).revoked_at is None
     async with sessions.begin() as session:
         await store.revoke_api_key(session, key_id=created.record.id, actor="other process")

@@ -1,17 +1,16 @@
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import CapgateProcess, running_capgate
 
 
-@pytest.fixture
-def capgate(tmp_path: Path) -> Iterator[CapgateProcess]:
-    with running_capgate(tmp_path / "capgate") as server:
+@pytest.fixture(scope="module")
+def capgate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CapgateProcess]:
+    """One server per test module: every test makes its own keys, so tests cannot see each other's."""
+    with running_capgate(tmp_path_factory.mktemp("capgate")) as server:
         yield server
 
 
@@ -37,8 +36,7 @@ class ClientGate:
 
 @pytest.fixture(scope="session")
 def client_gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientGate]:
-    command = [sys.executable, "-m", "tests.e2e.client_server"]
-    with running_capgate(tmp_path_factory.mktemp("client-gate"), serve_command=command) as server:
+    with running_capgate(tmp_path_factory.mktemp("client-gate")) as server:
         # Each CLI call is a fresh Python process; three at once keep the fixture quick.
         with ThreadPoolExecutor(3) as pool:
             good, revoked, no_runtime = pool.map(

@@ -18,7 +18,7 @@ import httpx
 
 from tests.helpers import FAST_ARGON2
 
-CAPGATE = [sys.executable, "-m", "server.cli"]
+CAPGATE = [str(Path(sys.executable).with_name("capgate"))]  # the installed console script, as users run it
 
 
 def free_port() -> int:
@@ -44,7 +44,6 @@ class CapgateProcess:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None)
-    serve_command: list[str] = field(default_factory=lambda: [*CAPGATE, "serve"])
 
     @property
     def url(self) -> str:
@@ -70,7 +69,7 @@ class CapgateProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*self.serve_command, "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [*CAPGATE, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -95,9 +94,7 @@ class CapgateProcess:
 
 
 @contextmanager
-def running_capgate(
-    data_dir: Path, database_url: str | None = None, *, serve_command: list[str] | None = None, **env: str
-) -> Iterator[CapgateProcess]:
+def running_capgate(data_dir: Path, database_url: str | None = None, **env: str) -> Iterator[CapgateProcess]:
     data_dir.mkdir(parents=True, exist_ok=True)
     server = CapgateProcess(
         data_dir=data_dir,
@@ -105,8 +102,6 @@ def running_capgate(
         port=free_port(),
         log_path=data_dir / "server.log",
     )
-    if serve_command:
-        server.serve_command = serve_command
     server.env["CAPGATE_PORT"] = str(server.port)
     server.cli("init")
     server.start()

@@ -179,3 +179,25 @@ async def test_scope_change_reaches_the_next_tools_list(app: Starlette, keys: Ke
             await session.execute(update(ApiKey).where(ApiKey.id == key[8:20]).values(**narrowed))
         await state.watcher.poll_once()
         assert [tool.name for tool in (await client.list_tools()).tools] == ["memory_read"]
+
+
+async def test_a_tool_disabled_elsewhere_disappears_on_the_next_request(tmp_path: Path) -> None:
+    """Another process (the CLI) disables a tool: the change feed, not the cache TTL, makes it vanish."""
+    from tools.switches import store_tool_enabled
+
+    settings = make_settings(
+        tmp_path / "long-ttl", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", allowed_hosts=["capgate.test"]
+    )
+    settings = settings.model_copy(update={"tool_settings_cache_seconds": 3600.0})
+    await migrate(settings.resolved_database_url)
+    application = create_app(settings, tools=ToolRegistry(TEST_TOOLS))
+    async with LifespanManager(application):
+        own: AppState = application.state.capgate
+        factory = KeyFactory(own.sessions, own.hasher, own.verifier)
+        org = await factory.organization()
+        key = await factory.key(org)
+        assert "memory_write" in await tool_names(application, key, "auto")
+        async with own.sessions.begin() as session:
+            await store_tool_enabled(session, organization_id=org.id, tool_name="memory_write", enabled=False)
+        await own.tool_watcher.poll_once()
+        assert await tool_names(application, key, "auto") == ["memory_read", "memory_search"]

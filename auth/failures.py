@@ -1,0 +1,76 @@
+"""Authentication failures, aggregated per key id, reason and minute before they reach the audit log.
+
+Only the public key id is kept (and only for a well-formed key); the presented secret is
+never looked at. Buckets are written once their minute is over, so each (key id, reason,
+minute) becomes exactly one ``auth.failed`` audit row carrying a count. Under a flood of
+distinct key ids the number of buckets per minute is bounded; the excess is counted
+under key id None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.audit import record_audit
+from auth.keys import parse_key
+from auth.models import ApiKey
+from auth.usage import from_timestamp
+
+MAX_BUCKETS_PER_MINUTE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class FailureBucket:
+    minute: int
+    key_id: str | None
+    reason: str
+    source: str | None
+
+
+class AuthFailureAggregator:
+    def __init__(self) -> None:
+        self._counts: dict[FailureBucket, int] = {}
+
+    def record(self, *, now: float, presented: str | None, reason: str, source: str | None) -> None:
+        parsed = parse_key(presented) if presented else None
+        key_id = parsed.key_id if parsed else None
+        minute = int(now // 60)
+        bucket = FailureBucket(minute=minute, key_id=key_id, reason=reason, source=source)
+        if bucket not in self._counts and len(self._counts) >= MAX_BUCKETS_PER_MINUTE:
+            bucket = FailureBucket(minute=minute, key_id=None, reason=reason, source=None)
+        self._counts[bucket] = self._counts.get(bucket, 0) + 1
+
+    def take_finished(self, now: float | None) -> dict[FailureBucket, int]:
+        """Buckets whose minute is over (all of them when ``now`` is None, at shutdown)."""
+        current = None if now is None else int(now // 60)
+        done = {b: n for b, n in self._counts.items() if current is None or b.minute < current}
+        for bucket in done:
+            del self._counts[bucket]
+        return done
+
+
+async def organizations_of(session: AsyncSession, key_ids: set[str]) -> dict[str, str]:
+    if not key_ids:
+        return {}
+    rows = await session.execute(select(ApiKey.id, ApiKey.organization_id).where(ApiKey.id.in_(key_ids)))
+    return {row[0]: row[1] for row in rows}
+
+
+async def write_failures(session: AsyncSession, buckets: dict[FailureBucket, int]) -> None:
+    if not buckets:
+        return
+    owners = await organizations_of(session, {b.key_id for b in buckets if b.key_id})
+    for bucket, count in sorted(buckets.items(), key=lambda item: item[0].minute):
+        event = record_audit(
+            session,
+            action="auth.failed",
+            actor="anonymous",
+            organization_id=owners.get(bucket.key_id) if bucket.key_id else None,
+            key_id=bucket.key_id,
+            source=bucket.source,
+            details={"reason": bucket.reason, "count": count, "minute": from_timestamp(bucket.minute * 60).isoformat()},
+        )
+        event.created_at = from_timestamp(bucket.minute * 60)

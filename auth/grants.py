@@ -1,0 +1,85 @@
+"""What a creator may hand on: a key never gets more than whoever creates or changes it may do."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from auth.errors import CapgateError, InvalidRequest
+from auth.scopes import KEYS_MANAGE, RUNTIME, RUNTIME_READ, WILDCARD, UnknownScope, normalise_scopes
+
+_ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "member": frozenset({RUNTIME, RUNTIME_READ}),
+    "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+    "owner": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+}
+_KEY_SCOPE_GRANTS: dict[str, frozenset[str]] = {
+    RUNTIME: frozenset({RUNTIME, RUNTIME_READ}),
+    RUNTIME_READ: frozenset({RUNTIME_READ}),
+    KEYS_MANAGE: frozenset({KEYS_MANAGE}),
+    WILDCARD: frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+}
+
+
+class NotGrantable(CapgateError):
+    status = 403
+    code = "insufficient_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class Rights:
+    """Scopes one may grant over HTTP, and the tool patterns one is limited to (None: not limited)."""
+
+    scopes: frozenset[str]
+    allowed_tools: tuple[str, ...] | None = None
+
+    @classmethod
+    def of_role(cls, role: str) -> Rights:
+        return cls(scopes=_ROLE_SCOPES.get(role, frozenset()))
+
+    @classmethod
+    def of_key(cls, scopes: Collection[str], allowed_tools: Sequence[str] | None) -> Rights:
+        granted: set[str] = set()
+        for scope in scopes:
+            granted |= _KEY_SCOPE_GRANTS.get(scope, frozenset())
+        return cls(scopes=frozenset(granted), allowed_tools=tuple(allowed_tools) if allowed_tools is not None else None)
+
+
+def clean_scopes(scopes: Sequence[str]) -> list[str]:
+    try:
+        cleaned = normalise_scopes(scopes)
+    except UnknownScope as exc:
+        raise InvalidRequest(str(exc), details={"scopes": str(exc)}) from exc
+    if not cleaned:
+        raise InvalidRequest("A key needs at least one scope", details={"scopes": "must not be empty"})
+    return cleaned
+
+
+def check_grant(rights: Rights, scopes: Sequence[str], allowed_tools: Sequence[str] | None) -> None:
+    """Raises NotGrantable (403 insufficient_scope) when the key would get more than ``rights``."""
+    if WILDCARD in scopes:
+        raise NotGrantable("Scope * can only be granted from the CLI")
+    for scope in scopes:
+        if scope not in rights.scopes:
+            raise NotGrantable(f"Not allowed to grant scope: {scope}")
+    if rights.allowed_tools is not None:
+        if allowed_tools is None:
+            raise NotGrantable("Not allowed to grant tools beyond your own allowedTools")
+        for pattern in allowed_tools:
+            if pattern not in rights.allowed_tools:
+                raise NotGrantable(f"Not allowed to grant tool pattern: {pattern}")
+
+
+def inherit_allowed_tools(rights: Rights, requested: Sequence[str] | None) -> list[str] | None:
+    """A creator limited to some tools hands that limit on when the request names none."""
+    if requested is None and rights.allowed_tools is not None:
+        return list(rights.allowed_tools)
+    return list(requested) if requested is not None else None
+
+
+def check_manageable(rights: Rights, scopes: Sequence[str], allowed_tools: Sequence[str] | None) -> None:
+    """Changing or rotating a key is granting its rights again: the caller must hold them."""
+    try:
+        check_grant(rights, scopes, allowed_tools)
+    except NotGrantable:
+        raise NotGrantable("Not allowed to change a key that has rights you do not have") from None

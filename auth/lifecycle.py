@@ -1,0 +1,143 @@
+"""Changing and rotating keys. Each function takes an explicit session and writes its audit event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.audit import record_audit
+from auth.errors import Conflict, InvalidRequest
+from auth.hashing import SecretHasher
+from auth.keys import generate_key
+from auth.models import ApiKey, Organization
+from auth.store import CreatedKey, _clean_allowed_tools, _clean_name
+
+MAX_KEY_LIFETIME = timedelta(days=365)
+UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class KeyChanges:
+    """Fields to change; UNSET leaves one alone, None clears an optional one."""
+
+    name: Any = UNSET
+    scopes: Any = UNSET
+    allowed_tools: Any = UNSET
+    rate_limit_per_second: Any = UNSET
+    daily_quota: Any = UNSET
+    changed: list[str] = field(default_factory=list)
+
+
+async def update_api_key(
+    session: AsyncSession, *, record: ApiKey, changes: KeyChanges, actor: str, now: datetime, source: str | None
+) -> ApiKey:
+    changed: dict[str, Any] = {}
+    if changes.name is not UNSET:
+        name = _clean_name(changes.name, "Key")
+        if name != record.name:
+            duplicate = select(ApiKey.id).where(
+                ApiKey.organization_id == record.organization_id,
+                ApiKey.name == name,
+                ApiKey.revoked_at.is_(None),
+                ApiKey.id != record.id,
+            )
+            if await session.scalar(duplicate):
+                raise Conflict(f"An active key named {name!r} already exists", code="duplicate_name")
+            changed["name"] = name
+    if changes.scopes is not UNSET and list(changes.scopes) != list(record.scopes):
+        changed["scopes"] = list(changes.scopes)
+    if changes.allowed_tools is not UNSET:
+        tools = _clean_allowed_tools(changes.allowed_tools)
+        if tools != record.allowed_tools:
+            changed["allowed_tools"] = tools
+    for limit in ("rate_limit_per_second", "daily_quota"):
+        value = getattr(changes, limit)
+        if value is not UNSET and value != getattr(record, limit):
+            changed[limit] = value
+    if changed:
+        for name, value in changed.items():
+            setattr(record, name, value)
+        record.updated_at = now
+        record_audit(
+            session,
+            action="key.updated",
+            actor=actor,
+            organization_id=record.organization_id,
+            key_id=record.id,
+            source=source,
+            details={"fields": sorted(changed)},
+        )
+        await session.flush()
+    changes.changed = sorted(changed)
+    return record
+
+
+async def rotate_api_key(
+    session: AsyncSession,
+    *,
+    record: ApiKey,
+    organization: Organization,
+    overlap: timedelta,
+    hasher: SecretHasher,
+    actor: str,
+    now: datetime,
+    source: str | None,
+) -> CreatedKey:
+    """A new key with the old one's settings; the old one expires after ``overlap`` (or sooner, if it already did)."""
+    if record.revoked_at is not None:
+        raise Conflict("A revoked key cannot be rotated", code="key_revoked")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise Conflict("An expired key cannot be rotated", code="key_expired")
+    if overlap < timedelta(0):
+        raise InvalidRequest("overlapSeconds must not be negative")
+    # The new key gets the old one's lifetime, counted from now.
+    expires_at = None
+    if record.expires_at is not None:
+        expires_at = now + min(record.expires_at - record.created_at, MAX_KEY_LIFETIME)
+    generated = generate_key("test" if organization.mode == "test" else "live")
+    key_hash = await anyio.to_thread.run_sync(hasher.hash, generated.raw)
+    new = ApiKey(
+        id=generated.key_id,
+        organization_id=record.organization_id,
+        name=record.name,
+        scopes=list(record.scopes),
+        allowed_tools=list(record.allowed_tools) if record.allowed_tools is not None else None,
+        created_by=actor,
+        created_at=now,
+        updated_at=now,
+        expires_at=expires_at,
+        rate_limit_per_second=record.rate_limit_per_second,
+        daily_quota=record.daily_quota,
+        display_prefix=generated.display_prefix,
+        key_hash=key_hash,
+    )
+    session.add(new)
+    old_ends = now + overlap
+    if record.expires_at is None or record.expires_at > old_ends:
+        record.expires_at = old_ends
+    record.updated_at = now
+    record_audit(
+        session,
+        action="key.rotated",
+        actor=actor,
+        organization_id=record.organization_id,
+        key_id=record.id,
+        source=source,
+        details={"replacedBy": new.id, "oldKeyExpiresAt": record.expires_at.isoformat()},
+    )
+    record_audit(
+        session,
+        action="key.created",
+        actor=actor,
+        organization_id=record.organization_id,
+        key_id=new.id,
+        source=source,
+        details={"name": new.name, "scopes": new.scopes, "rotatedFrom": record.id},
+    )
+    await session.flush()
+    return CreatedKey(record=new, secret=generated.raw)

@@ -1,0 +1,76 @@
+"""The in-process rate-limit backend: exact sliding-window log plus daily counters, for one replica.
+
+Daily counts are kept in memory and written to the database in batches by the usage
+flusher (``dirty_daily`` / ``load_daily``), never on the request path. The trade-off: a
+crash (not a clean shutdown, which flushes) forgets at most ``usage_flush_seconds`` of
+counts, so a key may get that many seconds' worth of extra requests on the day of a crash.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from auth.ratelimit import Decision, Limits, seconds_to_midnight, utc_day
+
+WINDOW = 1.0
+
+
+class InProcessBackend:
+    def __init__(self) -> None:
+        self._windows: dict[str, deque[float]] = {}
+        self._daily: dict[str, tuple[int, int]] = {}
+        self._dirty: set[str] = set()
+
+    async def hit(self, key_id: str, limits: Limits, now: float) -> Decision:
+        window = self._windows.get(key_id)
+        if window is None:
+            window = self._windows[key_id] = deque()
+        cutoff = now - WINDOW
+        while window and window[0] <= cutoff:
+            window.popleft()
+        day = utc_day(now)
+        stored = self._daily.get(key_id)
+        used = stored[1] if stored is not None and stored[0] == day else 0
+        allowed = len(window) < limits.per_second and used < limits.daily
+        if allowed:
+            window.append(now)
+            used += 1
+            self._daily[key_id] = (day, used)
+            self._dirty.add(key_id)
+        # When full, the request at this index must leave the window before another one fits.
+        index = max(0, len(window) - limits.per_second)
+        second_reset = window[index] + WINDOW - now if window else 0.0
+        return Decision(
+            allowed=allowed,
+            limits=limits,
+            second_remaining=max(0, limits.per_second - len(window)),
+            second_reset=max(0.0, second_reset),
+            daily_remaining=max(0, limits.daily - used),
+            daily_reset=seconds_to_midnight(now),
+        )
+
+    def dirty_daily(self) -> list[tuple[str, int, int]]:
+        """(key id, UTC day number, count) of every key counted since the last call."""
+        rows = [(key_id, *self._daily[key_id]) for key_id in self._dirty if key_id in self._daily]
+        self._dirty.clear()
+        return rows
+
+    def load_daily(self, rows: Iterable[tuple[str, int, int]]) -> None:
+        """Restores persisted counts at startup; a larger in-memory count (same day) wins."""
+        for key_id, day, count in rows:
+            current = self._daily.get(key_id)
+            if current is None or current[0] < day or (current[0] == day and current[1] < count):
+                self._daily[key_id] = (day, count)
+
+    def sweep(self, now: float) -> None:
+        """Drops empty windows and counters of past days, so idle keys cost no memory."""
+        cutoff = now - WINDOW
+        for key_id in [k for k, w in self._windows.items() if not w or w[-1] <= cutoff]:
+            del self._windows[key_id]
+        today = utc_day(now)
+        for key_id in [k for k, (day, _) in self._daily.items() if day < today and k not in self._dirty]:
+            del self._daily[key_id]
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,91 @@
+"""Execution records and their Server-Sent Events stream.
+
+The stream sends the stored events first, then live ones until the terminal event
+(`completed`, `failed` or `interrupted`), then ends. Each SSE event's ``id`` is the event's
+sequence number within the execution, so ``Last-Event-ID: n`` resumes after event n. An
+execution running in this process is followed from memory; one running elsewhere is
+followed by polling the database. Idle streams get a comment line every
+``sse_heartbeat_seconds``. A stream is one HTTP request, authenticated once: revoking its
+key does not cut it short.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from auth.errors import InvalidRequest
+from server import runtime_store
+from server.live import EventRecord
+from server.state import AppState, app_state
+from server.wire import event_public, execution_public
+
+
+async def get_execution(request: Request) -> JSONResponse:
+    state = app_state(request)
+    async with state.sessions() as session:
+        row = await runtime_store.get_execution(
+            session, organization_id=request.user.organization_id, execution_id=request.path_params["execution_id"]
+        )
+    return JSONResponse(execution_public(row))
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or len(raw) > 12:
+        raise InvalidRequest("Invalid Last-Event-ID", details={"Last-Event-ID": "an event id from this stream"})
+    return int(raw)
+
+
+async def _stored_events(state: AppState, execution_id: str, after: int) -> list[EventRecord]:
+    async with state.sessions() as session:
+        return await runtime_store.load_events(session, execution_id=execution_id, after=after)
+
+
+async def follow(state: AppState, execution_id: str, after: int) -> AsyncIterator[EventRecord]:
+    """Every event after ``after``, up to and including the terminal one."""
+    while True:
+        live = state.runtime.live.get(execution_id)
+        if live is None:
+            events = await _stored_events(state, execution_id, after)
+        else:
+            events = live.after(after)
+        for event in events:
+            yield event
+            after = event.seq
+            if event.terminal:
+                return
+        if live is not None:
+            await live.wait_changed(state.settings.sse_heartbeat_seconds)
+        else:
+            await anyio.sleep(state.settings.execution_poll_seconds)
+
+
+async def execution_events(request: Request) -> EventSourceResponse:
+    state = app_state(request)
+    execution_id = request.path_params["execution_id"]
+    after = _last_event_id(request)
+    async with state.sessions() as session:
+        await runtime_store.get_execution(
+            session, organization_id=request.user.organization_id, execution_id=execution_id
+        )
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        async for event in follow(state, execution_id, after):
+            yield {
+                "id": str(event.seq),
+                "event": event.type,
+                "data": json.dumps(event_public(execution_id, event), separators=(",", ":")),
+            }
+
+    return EventSourceResponse(
+        stream(), ping=state.settings.sse_heartbeat_seconds, headers={"Cache-Control": "no-store"}
+    )

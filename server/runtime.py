@@ -1,0 +1,57 @@
+"""The Runtime's per-process parts: this process's worker id, its running executions, tool switches,
+and the loop that keeps the worker alive and interrupts executions of dead ones."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth.dbtypes import utcnow
+from server import runtime_store
+from server.live import LiveExecutions
+from tools.memory.store import MemoryLimits
+from tools.switches import ToolSwitches
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Runtime:
+    worker_id: str
+    live: LiveExecutions
+    switches: ToolSwitches
+    memory_limits: MemoryLimits
+
+
+async def beat_once(sessions: async_sessionmaker[AsyncSession], *, worker_id: str, interval: float) -> int:
+    """Marks this worker alive and interrupts executions of workers silent for three beats."""
+    async with sessions.begin() as session:
+        await runtime_store.heartbeat(session, worker_id=worker_id)
+        return await runtime_store.interrupt_orphaned_executions(
+            session, stale_before=utcnow() - timedelta(seconds=3 * interval), own_worker_id=worker_id
+        )
+
+
+async def run_worker(sessions: async_sessionmaker[AsyncSession], *, worker_id: str, interval: float) -> None:
+    try:
+        while True:
+            try:
+                with anyio.CancelScope(shield=True):
+                    interrupted = await beat_once(sessions, worker_id=worker_id, interval=interval)
+                if interrupted:
+                    logger.warning("marked %d executions of stopped processes as interrupted", interrupted)
+            except SQLAlchemyError:
+                logger.warning("worker heartbeat failed; retrying", exc_info=True)
+            await anyio.sleep(interval)
+    finally:
+        with anyio.CancelScope(shield=True):
+            try:
+                async with sessions.begin() as session:
+                    await runtime_store.remove_worker(session, worker_id=worker_id)
+            except SQLAlchemyError:
+                logger.warning("could not remove worker row on shutdown", exc_info=True)

@@ -1,0 +1,213 @@
+"""Data functions for sessions, executions, events, idempotency keys and workers.
+
+Each takes an explicit session and, where data belongs to an organization, the
+organization id from the authenticated principal: another organization's rows answer
+exactly like missing ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.dbtypes import utcnow
+from auth.errors import Conflict, InvalidRequest, NotFound
+from auth.keys import random_base62
+from server.live import EventRecord
+from server.models import Execution, ExecutionEvent, IdempotencyRecord, RuntimeSession, RuntimeWorker
+
+DEFAULT_SESSION_TITLE = "Agent Runtime Session"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{random_base62(20)}"
+
+
+async def get_session(session: AsyncSession, *, organization_id: str, session_id: str) -> RuntimeSession:
+    row = await session.get(RuntimeSession, session_id)
+    if row is None or row.organization_id != organization_id:
+        raise NotFound("Unknown session")
+    return row
+
+
+def new_session(
+    *, organization_id: str, title: str | None, source: str, key_id: str | None, session_id: str | None = None
+) -> RuntimeSession:
+    return RuntimeSession(
+        id=session_id or new_id("ses"),
+        organization_id=organization_id,
+        title=title or DEFAULT_SESSION_TITLE,
+        source=source,
+        created_by_key_id=key_id,
+    )
+
+
+def _encode_cursor(row: RuntimeSession) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, session_id = raw.partition("|")
+        parsed = datetime.fromisoformat(created)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequest("Invalid cursor", details={"cursor": "not a cursor this API returned"}) from exc
+    if parsed.tzinfo is None or not session_id:
+        raise InvalidRequest("Invalid cursor", details={"cursor": "not a cursor this API returned"})
+    return parsed, session_id
+
+
+async def list_sessions(
+    session: AsyncSession, *, organization_id: str, limit: int, cursor: str | None, status: str | None = None
+) -> tuple[list[RuntimeSession], str | None]:
+    """Newest first; the cursor is opaque (created_at and id of the last row of the previous page)."""
+    query = select(RuntimeSession).where(RuntimeSession.organization_id == organization_id)
+    if status is not None:
+        query = query.where(RuntimeSession.status == status)
+    if cursor:
+        created, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                RuntimeSession.created_at < created,
+                and_(RuntimeSession.created_at == created, RuntimeSession.id < last_id),  # type: ignore[arg-type]
+            )
+        )
+    query = query.order_by(RuntimeSession.created_at.desc(), RuntimeSession.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+    rows = list((await session.execute(query)).scalars())
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def archive_session(session: AsyncSession, *, organization_id: str, session_id: str) -> RuntimeSession:
+    row = await get_session(session, organization_id=organization_id, session_id=session_id)
+    if row.status != "archived":
+        now = utcnow()
+        row.status, row.archived_at, row.updated_at = "archived", now, now
+        await session.flush()
+    return row
+
+
+def ensure_active(row: RuntimeSession) -> None:
+    if row.status == "archived":
+        raise Conflict(f"Session {row.id} is archived; create a new session", code="session_archived")
+
+
+async def get_execution(session: AsyncSession, *, organization_id: str, execution_id: str) -> Execution:
+    row = await session.get(Execution, execution_id)
+    if row is None or row.organization_id != organization_id:
+        raise NotFound("Unknown execution")
+    return row
+
+
+def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[ExecutionEvent]:
+    return [
+        ExecutionEvent(
+            execution_id=execution_id,
+            seq=event.seq,
+            organization_id=organization_id,
+            type=event.type,
+            data=event.data,
+            created_at=event.created_at,
+        )
+        for event in events
+    ]
+
+
+async def load_events(session: AsyncSession, *, execution_id: str, after: int) -> list[EventRecord]:
+    query = (
+        select(ExecutionEvent)
+        .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.seq > after)
+        .order_by(ExecutionEvent.seq)  # type: ignore[arg-type]
+    )
+    rows = (await session.execute(query)).scalars()
+    return [EventRecord(row.seq, row.type, row.data, row.created_at) for row in rows]
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def claim_idempotency_key(
+    session: AsyncSession,
+    *,
+    organization_id: str,
+    key: str,
+    request_hash: str,
+    execution_id: str,
+    ttl: timedelta,
+) -> str | None:
+    """None when this call owns the key now; else the execution id of the earlier call with the same body."""
+    now = utcnow()
+    statement = (
+        _insert(session)(IdempotencyRecord)
+        .values(
+            organization_id=organization_id,
+            key=key,
+            request_hash=request_hash,
+            execution_id=execution_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["organization_id", "key"])
+        .returning(IdempotencyRecord.key)
+    )
+    if (await session.execute(statement)).scalar_one_or_none() is not None:
+        return None
+    existing = await session.get(IdempotencyRecord, (organization_id, key))
+    if existing is None:  # deleted between the two statements: treat as ours on the next try
+        raise Conflict("Idempotency key is being replaced; retry", code="idempotency_key_busy")
+    if existing.created_at < now - ttl:
+        existing.request_hash, existing.execution_id, existing.created_at = request_hash, execution_id, now
+        await session.flush()
+        return None
+    if existing.request_hash != request_hash:
+        raise Conflict("Idempotency-Key was already used with a different request body", code="idempotency_key_reused")
+    return existing.execution_id
+
+
+async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
+    now = utcnow()
+    statement = (
+        _insert(session)(RuntimeWorker)
+        .values(id=worker_id, started_at=now, heartbeat_at=now)
+        .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
+    )
+    await session.execute(statement)
+
+
+async def remove_worker(session: AsyncSession, *, worker_id: str) -> None:
+    await session.execute(delete(RuntimeWorker).where(RuntimeWorker.id == worker_id))  # type: ignore[arg-type]
+
+
+async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: datetime, own_worker_id: str) -> int:
+    """Running executions whose process stopped beating become `interrupted`, with a terminal event."""
+    alive = select(RuntimeWorker.id).where(RuntimeWorker.heartbeat_at >= stale_before)
+    query = select(Execution).where(
+        Execution.status == "running",
+        Execution.worker_id != own_worker_id,  # type: ignore[arg-type]
+        or_(Execution.worker_id.is_(None), Execution.worker_id.not_in(alive)),  # type: ignore[union-attr]
+    )
+    orphans = list((await session.execute(query)).scalars())
+    now = utcnow()
+    message = "Execution was interrupted: its server process stopped"
+    for execution in orphans:
+        last = await session.scalar(
+            select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution.id)
+        )
+        result = await session.execute(
+            update(Execution)
+            .where(Execution.id == execution.id, Execution.status == "running")  # type: ignore[arg-type]
+            .values(status="interrupted", error=message, finished_at=now)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            event = EventRecord(int(last or 0) + 1, "interrupted", {"status": "interrupted", "error": message}, now)
+            session.add_all(event_rows(execution.organization_id, execution.id, [event]))
+    await session.execute(delete(RuntimeWorker).where(RuntimeWorker.heartbeat_at < stale_before))  # type: ignore[arg-type]
+    return len(orphans)

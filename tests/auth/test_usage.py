@@ -1,0 +1,44 @@
+"""Batched writes of last-used times and daily counts, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from auth.dbtypes import utcnow
+from auth.models import ApiKey
+from auth.usage import read_daily_usage, write_daily_usage, write_last_used
+from server.db import create_engine, session_factory
+from tests.conftest import migrate
+from tests.helpers import FAST_ARGON2, KeyFactory, key_id_of
+
+
+async def test_counts_and_last_used_round_trip(database_url: str) -> None:
+    from auth.hashing import Argon2Parameters, SecretHasher
+    from auth.verifier import KeyVerifier
+
+    await migrate(database_url)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    try:
+        hasher = SecretHasher(Argon2Parameters(**{k.removeprefix("argon2_"): v for k, v in FAST_ARGON2.items()}))
+        verifier = KeyVerifier(load_record=lambda _id: None, hasher=hasher, pepper=b"p")  # type: ignore[arg-type,return-value]
+        keys = KeyFactory(sessions=sessions, hasher=hasher, verifier=verifier)
+        key_id = key_id_of(await keys.key(await keys.organization()))
+        async with sessions.begin() as session:
+            await write_daily_usage(session, [(key_id, 20_000, 3), (key_id, 19_999, 9)])
+        async with sessions.begin() as session:
+            await write_daily_usage(session, [(key_id, 20_000, 7)])
+        async with sessions() as session:
+            assert await read_daily_usage(session, today=20_000) == [(key_id, 20_000, 7)]
+
+        seen = utcnow()
+        async with sessions.begin() as session:
+            await write_last_used(session, {key_id: seen})
+        async with sessions.begin() as session:  # an older time from a slower replica never goes backwards
+            await write_last_used(session, {key_id: seen - timedelta(minutes=5)})
+        async with sessions() as session:
+            row = await session.get(ApiKey, key_id)
+            assert row is not None and abs((row.last_used_at - seen).total_seconds()) < 0.001
+            assert row.updated_at < seen  # the key-change watcher does not see last-used writes
+    finally:
+        await engine.dispose()

@@ -1,0 +1,156 @@
+"""Another organization's data is invisible through every route: 404, never 403, never a leak.
+
+``isolation(method, path)`` marks the test that covers a route; the last test enumerates
+the app's routes and fails for any authenticated route without one.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from server.state import AppState
+from tests.helpers import KeyFactory
+from tests.runtime_helpers import headers, invoke
+
+F = TypeVar("F", bound=Callable[..., Any])
+COVERED: dict[tuple[str, str], str] = {}
+SECRET = "the launch code is 0000"
+
+
+def isolation(method: str, path: str) -> Callable[[F], F]:
+    def mark(test: F) -> F:
+        COVERED[(method, path)] = test.__name__
+        return test
+
+    return mark
+
+
+@dataclass
+class TwoOrgs:
+    a_key: str
+    b_key: str
+    a_org_id: str
+    a_session: str
+    a_execution: str
+
+
+@pytest.fixture
+async def orgs(client: httpx.AsyncClient, keys: KeyFactory) -> TwoOrgs:
+    org_a = await keys.organization()
+    a_key, b_key = await keys.key(org_a), await keys.key(await keys.organization())
+    written = await invoke(client, a_key, "memory_write", {"path": "/topics/x.md", "content": SECRET})
+    assert written.status_code == 200 and not written.json()["isError"]
+    body = written.json()
+    return TwoOrgs(a_key, b_key, org_a.id, body["sessionId"], body["executionId"])
+
+
+def assert_unknown(response: httpx.Response, what: str) -> None:
+    assert response.status_code == 404, response.text
+    assert response.json() == {"error": f"Unknown {what}", "code": "not_found"}
+    assert SECRET not in response.text
+
+
+@isolation("POST", "/api/runtime/tools/{tool_name}")
+async def test_memory_of_another_org_is_invisible(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    listing = (await invoke(client, orgs.b_key, "memory_ls", {"path": "/"})).json()
+    assert listing["result"]["entries"] == []
+    read = (await invoke(client, orgs.b_key, "memory_read", {"path": "/topics/x.md"})).json()
+    assert read["isError"] and read["error"] == "No such document: /topics/x.md"
+    found = (await invoke(client, orgs.b_key, "memory_search", {"query": "launch code"})).json()
+    assert found["result"]["results"] == []
+    own = (await invoke(client, orgs.a_key, "memory_search", {"query": "launch code"})).json()
+    assert [hit["path"] for hit in own["result"]["results"]] == ["/topics/x.md"]
+    in_their_session = await invoke(client, orgs.b_key, "memory_ls", {"path": "/"}, sessionId=orgs.a_session)
+    assert_unknown(in_their_session, "session")
+    with_key = await invoke(
+        client, orgs.b_key, "memory_ls", {}, sessionId=orgs.a_session, headers={"Idempotency-Key": "i"}
+    )
+    assert_unknown(with_key, "session")
+
+
+@isolation("GET", "/api/runtime/capabilities")
+@isolation("GET", "/capabilities")
+async def test_one_orgs_tool_switches_do_not_touch_another(
+    client: httpx.AsyncClient, orgs: TwoOrgs, state: AppState
+) -> None:
+    await state.runtime.switches.set_enabled(orgs.a_org_id, "memory_search", False)
+    for path in ("/capabilities", "/api/runtime/capabilities"):
+        a_tools = {t["name"] for t in (await client.get(path, headers=headers(orgs.a_key))).json()["capabilities"]}
+        b_tools = {t["name"] for t in (await client.get(path, headers=headers(orgs.b_key))).json()["capabilities"]}
+        assert "memory_search" not in a_tools and "memory_search" in b_tools
+
+
+@isolation("POST", "/api/runtime/sessions")
+@isolation("GET", "/api/runtime/sessions")
+async def test_session_lists_hold_only_the_own_org(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    b_session = (await client.post("/api/runtime/sessions", headers=headers(orgs.b_key))).json()["id"]
+    a_ids = {
+        s["id"] for s in (await client.get("/api/runtime/sessions", headers=headers(orgs.a_key))).json()["sessions"]
+    }
+    b_ids = {
+        s["id"] for s in (await client.get("/api/runtime/sessions", headers=headers(orgs.b_key))).json()["sessions"]
+    }
+    assert a_ids == {orgs.a_session} and b_ids == {b_session}
+
+
+@isolation("GET", "/api/runtime/sessions/{session_id}")
+async def test_session_of_another_org_is_404(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    assert_unknown(await client.get(f"/api/runtime/sessions/{orgs.a_session}", headers=headers(orgs.b_key)), "session")
+    assert (await client.get(f"/api/runtime/sessions/{orgs.a_session}", headers=headers(orgs.a_key))).status_code == 200
+
+
+@isolation("POST", "/api/runtime/sessions/{session_id}/archive")
+async def test_archiving_another_orgs_session_is_404(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    url = f"/api/runtime/sessions/{orgs.a_session}"
+    assert_unknown(await client.post(f"{url}/archive", headers=headers(orgs.b_key)), "session")
+    assert (await client.get(url, headers=headers(orgs.a_key))).json()["status"] == "active"
+
+
+@isolation("GET", "/api/runtime/sessions/{session_id}/capabilities")
+async def test_capabilities_of_another_orgs_session_is_404(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    url = f"/api/runtime/sessions/{orgs.a_session}/capabilities"
+    assert_unknown(await client.get(url, headers=headers(orgs.b_key)), "session")
+
+
+@isolation("POST", "/api/runtime/sessions/{session_id}/tools/{tool_name}")
+async def test_invoking_in_another_orgs_session_is_404(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    url = f"/api/runtime/sessions/{orgs.a_session}/tools/memory_read"
+    response = await client.post(url, json={"input": {"path": "/topics/x.md"}}, headers=headers(orgs.b_key))
+    assert_unknown(response, "session")
+
+
+@isolation("GET", "/api/runtime/executions/{execution_id}")
+async def test_execution_of_another_org_is_404(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    url = f"/api/runtime/executions/{orgs.a_execution}"
+    assert_unknown(await client.get(url, headers=headers(orgs.b_key)), "execution")
+    assert (await client.get(url, headers=headers(orgs.a_key))).status_code == 200
+
+
+@isolation("GET", "/api/runtime/executions/{execution_id}/events")
+async def test_events_of_another_orgs_execution_are_404(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    url = f"/api/runtime/executions/{orgs.a_execution}/events"
+    assert_unknown(await client.get(url, headers=headers(orgs.b_key)), "execution")
+
+
+def authenticated_routes(app: Starlette) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if getattr(route, "public", False):
+            continue
+        if isinstance(route, Route):
+            found |= {(method, route.path) for method in route.methods or () if method != "HEAD"}
+        elif isinstance(route, Mount):
+            found.add(("*", route.path))
+        else:
+            found.add(("*", str(getattr(route, "path", route))))
+    return found
+
+
+def test_every_authenticated_route_has_an_isolation_test(app: Starlette) -> None:
+    missing = sorted(authenticated_routes(app) - set(COVERED))
+    assert not missing, f"routes without an isolation test (add one with @isolation(method, path)): {missing}"

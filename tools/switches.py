@@ -1,0 +1,83 @@
+"""Per-organization enable/disable of tools, with an in-process cache.
+
+Every tool is enabled unless the organization has a ``tool_settings`` row saying otherwise.
+Listing tools runs on every MCP request, so the set of disabled tools per organization is
+cached for ``ttl`` seconds: a change made in this process (``set_enabled``) drops the entry at
+once; a change made by another process (the CLI, another replica) arrives through
+``tool_setting_feed`` within about a quarter of a second, and ``ttl`` is the backstop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth.dbtypes import utcnow
+from auth.watcher import ChangeFeed, ChangeListener
+from tools.models import ToolSetting
+
+
+async def disabled_tools(session: AsyncSession, *, organization_id: str) -> frozenset[str]:
+    query = select(ToolSetting.tool_name).where(
+        ToolSetting.organization_id == organization_id,
+        ToolSetting.enabled.is_(False),  # type: ignore[attr-defined]
+    )
+    return frozenset((await session.execute(query)).scalars())
+
+
+async def store_tool_enabled(session: AsyncSession, *, organization_id: str, tool_name: str, enabled: bool) -> None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = {"organization_id": organization_id, "tool_name": tool_name, "enabled": enabled, "updated_at": utcnow()}
+    statement = insert(ToolSetting).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["organization_id", "tool_name"], set_={"enabled": enabled, "updated_at": values["updated_at"]}
+    )
+    await session.execute(statement)
+
+
+class ToolSwitches:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: float) -> None:
+        self._sessions = sessions
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def disabled(self, organization_id: str) -> frozenset[str]:
+        cached = self._cache.get(organization_id)
+        now = time.monotonic()
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        async with self._sessions() as session:
+            names = await disabled_tools(session, organization_id=organization_id)
+        self._cache[organization_id] = (now, names)
+        return names
+
+    def invalidate(self, organization_id: str | None = None) -> None:
+        if organization_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(organization_id, None)
+
+    async def set_enabled(self, organization_id: str, tool_name: str, enabled: bool) -> None:
+        async with self._sessions.begin() as session:
+            await store_tool_enabled(session, organization_id=organization_id, tool_name=tool_name, enabled=enabled)
+        self.invalidate(organization_id)
+
+
+def tool_setting_feed(
+    sessions: async_sessionmaker[AsyncSession], listeners: Sequence[ChangeListener[ToolSetting]], *, interval: float
+) -> ChangeFeed[ToolSetting]:
+    """Enable/disable changes made by any process, so this one drops its cached set at once."""
+    return ChangeFeed(
+        sessions,
+        query=lambda since: select(ToolSetting).where(ToolSetting.updated_at >= since),
+        convert=lambda row: row,
+        identity=lambda setting: (setting.organization_id, setting.tool_name),
+        updated_at=lambda setting: setting.updated_at,
+        listeners=listeners,
+        interval=interval,
+    )
