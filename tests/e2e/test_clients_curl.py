@@ -8,7 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.client_cases import MESSAGES, key_for
@@ -45,13 +44,14 @@ def test_mcp_tools_list_by_hand(client_gate: ClientGate, tmp_path: Path) -> None
     assert {"memory_write", "memory_read"} <= {tool["name"] for tool in body["result"]["tools"]}
 
 
-def test_invoke_and_its_event_stream(client_gate: ClientGate, tmp_path: Path) -> None:
-    paths = httpx.get(f"{client_gate.server.url}/openapi.json").json()["paths"]
-    if not any(p.startswith("/api/runtime/tools/") for p in paths):
-        pytest.skip("this server has no Runtime REST invoke route yet (issue: Runtime API)")
+def test_invoke_then_follow_its_event_stream_to_the_end(client_gate: ClientGate, tmp_path: Path) -> None:
     ran = curl_script(client_gate, tmp_path, client_gate.key, "all")
     assert ran.returncode == 0, ran.stderr
-    assert "event:" in ran.stdout or "data:" in ran.stdout
+    events = [json.loads(line.removeprefix("data: ")) for line in ran.stdout.splitlines() if line.startswith("data: ")]
+    assert [event["type"] for event in events] == ["started", "completed"]
+    assert events[0]["data"]["toolName"] == "memory_write"
+    assert events[1]["data"]["status"] == "succeeded"
+    assert '"jsonrpc":"2.0","id":1,"result"' in ran.stdout.replace(" ", "")  # then tools/list by hand
 
 
 @pytest.mark.parametrize("case", ["wrong", "revoked", "no-runtime"])
