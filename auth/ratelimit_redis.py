@@ -23,6 +23,8 @@ from auth.ratelimit import SECONDS_PER_DAY, BackendUnavailable, Decision, Limits
 
 # KEYS[1]: the key's sliding-window sorted set; KEYS[2]: its counter for the UTC day.
 # ARGV: now (ms), per-second limit, daily quota, unique member, counter lifetime (s).
+# The window set expires by Redis's own clock; 60 s (not 1 s) so that a writer whose clock differs from
+# Redis's, or a test's injected clock, never sees its window vanish early. ZREMRANGEBYSCORE keeps it small.
 # Returns {admitted 0/1, requests in window, requests today, score (ms) of the entry that must expire first}.
 SCRIPT = """
 local now = tonumber(ARGV[1])
@@ -34,7 +36,7 @@ local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 local admitted = 0
 if in_window < limit and used < quota then
   redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], 1000)
+  redis.call('PEXPIRE', KEYS[1], 60000)
   used = redis.call('INCR', KEYS[2])
   if used == 1 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end
   in_window = in_window + 1

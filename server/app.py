@@ -292,6 +292,7 @@ def create_app(
                         state.sessions,
                         worker_id=state.runtime.worker_id,
                         interval=settings.worker_heartbeat_seconds,
+                        committer=state.runtime.committer,
                     )
                 )
                 yield

@@ -151,6 +151,7 @@ async def invoke_tool(
         source=source,
         worker_id=state.runtime.worker_id,
         on_progress=on_progress,
+        committer=state.runtime.committer,
     )
     if idempotency_key is not None:
         claim = IdempotencyClaim(

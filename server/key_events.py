@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from auth import store
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeListener, KeyChangeListener
 from server.mcp_sessions import McpSessionDirectory
+from server.state import AppState
 from tools.models import ToolSetting
 from tools.switches import ToolSwitches
 
@@ -48,28 +46,12 @@ def tool_setting_listeners(
     return [apply]
 
 
-async def revoke_key(
-    sessions: async_sessionmaker[AsyncSession],
-    verifier: KeyVerifier,
-    streams: StreamRegistry,
-    *,
-    key_id: str,
-    actor: str,
-    organization_id: str | None = None,
-    source: str | None = None,
-    terminate_streams: bool = False,
-) -> store.ApiKey:
-    """Revokes in the database, then at once in this process; other replicas follow through the watcher."""
-    async with sessions.begin() as session:
-        record = await store.revoke_api_key(
-            session,
-            key_id=key_id,
-            actor=actor,
-            organization_id=organization_id,
-            source=source,
-            terminate_streams=terminate_streams,
-        )
-    verifier.forget(key_id)
-    if terminate_streams:
-        streams.terminate(key_id)
-    return record
+async def key_changed_here(state: AppState, key_id: str, *, terminate_streams: bool = False) -> int:
+    """After this process changed a key: drop it from the caches at once, tell its open MCP sessions,
+    and with ``terminate_streams`` close its open streams. Returns how many streams were closed.
+    (Other replicas do the same when their change feed sees the row.)"""
+    state.verifier.forget(key_id)
+    state.forget_limits(key_id)
+    closed = state.streams.terminate(key_id) if terminate_streams else 0
+    await state.mcp_sessions.notify_keys([key_id])
+    return closed

@@ -15,6 +15,8 @@ from typing import Any
 import mcp_types as types
 from mcp.server import Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
@@ -84,6 +86,20 @@ class SessionTracker:
         return await call_next(ctx)
 
 
+class CapgateMcpServer(Server[Any]):
+    """Advertises tools.listChanged to legacy sessions: capgate sends it when a key's grant changes."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+        )
+
+
 def build_mcp_server(state: AppState) -> Server[Any]:
     events_url = f"{state.public_base_url}/api/runtime/executions/{{executionId}}/events"
 
@@ -127,7 +143,7 @@ def build_mcp_server(state: AppState) -> Server[Any]:
             _meta=meta,
         )
 
-    server: Server[Any] = Server(SERVER_NAME, version="0.1.0", on_list_tools=list_tools, on_call_tool=call_tool)
+    server = CapgateMcpServer(SERVER_NAME, version="0.1.0", on_list_tools=list_tools, on_call_tool=call_tool)
     server.middleware.append(SessionTracker(state.mcp_sessions))
     return server
 

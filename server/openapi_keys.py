@@ -103,7 +103,7 @@ def _body(ref: str, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-KEY_ID = [{"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+KEY_ID = [{"name": "keyId", "in": "path", "required": True, "schema": {"type": "string"}}]
 KEY_REF = {"$ref": "#/components/schemas/ApiKey"}
 NEW_KEY_REF = {"$ref": "#/components/schemas/NewApiKey"}
 KEY_LIST = {"type": "object", "properties": {"keys": {"type": "array", "items": KEY_REF}}}
@@ -114,6 +114,16 @@ AUDIT_LIST = {
 
 
 def key_paths() -> dict[str, Any]:
+    """Every route here needs a key with keys:manage (or Basic auth): each may answer 401 and 403."""
+    paths = _key_paths()
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"] = {**_errors("401", "403"), **operation["responses"]}
+    return paths
+
+
+def _key_paths() -> dict[str, Any]:
     managed = {"security": KEY_SECURITY}
     return {
         "/api-keys": {
@@ -137,7 +147,7 @@ def key_paths() -> dict[str, Any]:
                 "responses": {"201": _json(NEW_KEY_REF, "created"), **_errors("400", "401", "403", "409")},
             },
         },
-        "/api/keys/{key_id}": {
+        "/api/keys/{keyId}": {
             "parameters": KEY_ID,
             "get": {**managed, "summary": "One key", "responses": {"200": _json(KEY_REF, "key"), **_errors("404")}},
             "patch": {
@@ -153,7 +163,7 @@ def key_paths() -> dict[str, Any]:
                 "responses": {"200": _json(KEY_REF, "revoked"), **_errors("400", "404")},
             },
         },
-        "/api/keys/{key_id}/rotate": {
+        "/api/keys/{keyId}/rotate": {
             "parameters": KEY_ID,
             "post": {
                 **managed,

@@ -19,9 +19,11 @@ from typing import Any
 import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel
 
 from auth.dbtypes import utcnow
 from server import runtime_store
+from server.group_commit import GroupCommitter, write
 from server.live import EventRecord, LiveExecution, LiveExecutions
 from server.models import Execution
 
@@ -56,8 +58,10 @@ class ExecutionRecorder:
         source: str,
         worker_id: str,
         on_progress: ProgressCallback | None,
+        committer: GroupCommitter,
     ) -> None:
         self._sessions = sessions
+        self._committer = committer
         self._live_registry = live
         self.organization_id = organization_id
         self.key_id = key_id
@@ -90,9 +94,10 @@ class ExecutionRecorder:
         if kind == "progress" and self.on_progress is not None:
             await self.on_progress(data["progress"], data["total"], data["message"])
 
-    async def _add_start_rows(self, session: AsyncSession, *, final: dict[str, Any] | None = None) -> None:
+    def _start_rows(self, final: dict[str, Any] | None = None) -> list[SQLModel]:
+        rows: list[SQLModel] = []
         if self.creates_session:
-            session.add(
+            rows.append(
                 runtime_store.new_session(
                     organization_id=self.organization_id,
                     title=None,
@@ -101,13 +106,7 @@ class ExecutionRecorder:
                     session_id=self.session_id,
                 )
             )
-            await session.flush()  # the execution row refers to it; the unit of work does not order unrelated mappers
-        else:
-            row = await runtime_store.get_session(
-                session, organization_id=self.organization_id, session_id=self.session_id
-            )
-            runtime_store.ensure_active(row)
-        session.add(
+        rows.append(
             Execution(
                 id=self.execution_id,
                 organization_id=self.organization_id,
@@ -122,7 +121,14 @@ class ExecutionRecorder:
                 **(final or {}),
             )
         )
-        await session.flush()
+        return rows
+
+    async def _check_session(self, session: AsyncSession) -> None:
+        if not self.creates_session:
+            row = await runtime_store.get_session(
+                session, organization_id=self.organization_id, session_id=self.session_id
+            )
+            runtime_store.ensure_active(row)
 
     async def start(self, claim: IdempotencyClaim | None = None) -> str | None:
         """Writes the `running` execution now; with a claim, returns the earlier execution's id on a replay."""
@@ -138,13 +144,16 @@ class ExecutionRecorder:
                 )
                 if earlier is not None:
                     return earlier
+            await self._check_session(session)
             await self._write_pending(session)
         return None
 
     async def _write_pending(self, session: AsyncSession) -> None:
+        rows: list[SQLModel] = []
         if not self.persisted:
-            await self._add_start_rows(session)
-        session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, self._pending))
+            rows += self._start_rows()
+        rows += runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+        await write(session, rows)
         self._pending = []
         self.persisted = True
 
@@ -168,19 +177,21 @@ class ExecutionRecorder:
             self._event("completed", {"status": status, "result": output})
         else:
             self._event(status if status == "interrupted" else "failed", {"status": status, "error": error})
-        try:
-            async with self._lock, self._sessions.begin() as session:
-                if self.persisted:
-                    await session.execute(
-                        update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
-                    )
-                else:
-                    await self._add_start_rows(session, final=final)
-                    self.persisted = True
-                session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, self._pending))
-                self._pending = []
-        finally:
-            self.close()
+        async with self._lock:
+            events = runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+            self._pending = []
+            if self.persisted:
+                rows: list[SQLModel] = list(events)
+                update_row = update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
+                statements = [update_row]
+            else:
+                # The session was checked before the tool ran (invoke_tool); sessions are never deleted.
+                rows, statements = [*self._start_rows(final), *events], []
+            try:
+                await self._committer.submit(self._sessions, rows, statements)
+                self.persisted = True
+            finally:
+                self.close()
 
     def close(self) -> None:
         self._live_registry.close(self.execution_id)

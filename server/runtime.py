@@ -4,7 +4,7 @@ and the loop that keeps the worker alive and interrupts executions of dead ones.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
 from server import runtime_store
+from server.group_commit import GroupCommitter
 from server.live import LiveExecutions
 from tools.memory.store import MemoryLimits
 from tools.switches import ToolSwitches
@@ -26,6 +27,7 @@ class Runtime:
     live: LiveExecutions
     switches: ToolSwitches
     memory_limits: MemoryLimits
+    committer: GroupCommitter = field(default_factory=GroupCommitter)
 
 
 async def beat_once(sessions: async_sessionmaker[AsyncSession], *, worker_id: str, interval: float) -> int:
@@ -37,7 +39,21 @@ async def beat_once(sessions: async_sessionmaker[AsyncSession], *, worker_id: st
         )
 
 
-async def run_worker(sessions: async_sessionmaker[AsyncSession], *, worker_id: str, interval: float) -> None:
+async def run_worker(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    worker_id: str,
+    interval: float,
+    committer: GroupCommitter | None = None,
+) -> None:
+    """The runtime's background work: the heartbeat loop and, when given, the group-commit loop."""
+    async with anyio.create_task_group() as tasks:
+        if committer is not None:
+            tasks.start_soon(committer.run, sessions)
+        await _beat_forever(sessions, worker_id=worker_id, interval=interval)
+
+
+async def _beat_forever(sessions: async_sessionmaker[AsyncSession], *, worker_id: str, interval: float) -> None:
     try:
         while True:
             try:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 from auth.dbtypes import utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
@@ -121,6 +122,14 @@ def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRe
     ]
 
 
+async def insert_rows(session: AsyncSession, rows: Sequence[SQLModel]) -> None:
+    """One Core INSERT (executemany for several rows) of rows of one table, without the ORM unit of work."""
+    if not rows:
+        return
+    table = type(rows[0]).__table__  # type: ignore[attr-defined]
+    await session.execute(insert(table), [row.model_dump() for row in rows])
+
+
 async def load_events(session: AsyncSession, *, execution_id: str, after: int) -> list[EventRecord]:
     query = (
         select(ExecutionEvent)
@@ -208,6 +217,6 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: 
         )
         if result.rowcount:  # type: ignore[attr-defined]
             event = EventRecord(int(last or 0) + 1, "interrupted", {"status": "interrupted", "error": message}, now)
-            session.add_all(event_rows(execution.organization_id, execution.id, [event]))
+            await insert_rows(session, event_rows(execution.organization_id, execution.id, [event]))
     await session.execute(delete(RuntimeWorker).where(RuntimeWorker.heartbeat_at < stale_before))  # type: ignore[arg-type]
     return len(orphans)

@@ -32,6 +32,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "database_url": database_url,
         "pepper": "test-pepper-" + secrets.token_hex(8),
         "public_base_url": "http://capgate.test",
+        "allowed_hosts": ["capgate.test", "127.0.0.1:*", "localhost:*"],
         **FAST_ARGON2,
         **overrides,
     }

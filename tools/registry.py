@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,7 +31,13 @@ class Tool:
 
     @property
     def parameters(self) -> dict[str, Any]:
-        return self.input_model.model_json_schema()
+        """The input's JSON Schema, built once per model (listing tools runs on every request); do not mutate."""
+        return _json_schema(self.input_model)
+
+
+@functools.cache
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
 
 
 def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:

@@ -15,6 +15,7 @@ from auth.grants import Rights, check_grant, check_manageable, clean_scopes, inh
 from auth.lifecycle import UNSET, KeyChanges, rotate_api_key, update_api_key
 from auth.models import ApiKey, Organization
 from auth.principal import Principal
+from server.key_events import key_changed_here
 from server.routes.key_wire import (
     MAX_OVERLAP_SECONDS,
     KeyCreateBody,
@@ -25,7 +26,6 @@ from server.routes.key_wire import (
     resolve_expiry,
 )
 from server.state import AppState, app_state
-from server.streams_hook import terminate_key_streams
 
 _BOOLEAN = {"true": True, "false": False}
 
@@ -152,8 +152,7 @@ async def update_key(request: Request) -> JSONResponse:
             now=state.now(),
             source=source_of(request),
         )
-    state.verifier.forget(key.id)
-    state.forget_limits(key.id)
+    await key_changed_here(state, key.id)
     return JSONResponse(public(state, key))
 
 
@@ -180,7 +179,7 @@ async def rotate_key(request: Request) -> JSONResponse:
             now=state.now(),
             source=source_of(request),
         )
-    state.verifier.forget(key.id)
+    await key_changed_here(state, key.id)
     return JSONResponse(
         {"key": created.secret, **public(state, created.record), "replaces": public(state, key)}, status_code=201
     )
@@ -201,7 +200,7 @@ async def revoke_key(request: Request) -> JSONResponse:
             actor=f"key:{principal.key_id}",
             organization_id=principal.organization_id,
             source=source_of(request),
+            terminate_streams=terminate,
         )
-    state.verifier.forget(key.id)
-    terminated = await terminate_key_streams(state, key.id) if terminate else 0
+    terminated = await key_changed_here(state, key.id, terminate_streams=terminate)
     return JSONResponse({**public(state, key), "terminatedStreams": terminated})

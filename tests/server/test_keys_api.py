@@ -305,8 +305,8 @@ async def test_openapi_describes_the_key_routes(client: httpx.AsyncClient) -> No
     for path, methods in {
         "/api-keys": {"post"},
         "/api/keys": {"get", "post"},
-        "/api/keys/{key_id}": {"get", "patch", "delete"},
-        "/api/keys/{key_id}/rotate": {"post"},
+        "/api/keys/{keyId}": {"get", "patch", "delete"},
+        "/api/keys/{keyId}/rotate": {"post"},
         "/api/audit": {"get"},
     }.items():
         assert methods <= set(document["paths"][path])

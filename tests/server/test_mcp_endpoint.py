@@ -142,6 +142,7 @@ async def test_legacy_session_belongs_to_the_key_that_opened_it(
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     opened = await client.post("/mcp", json=initialize, headers={**headers, "x-api-key": owner})
     assert opened.status_code == 200
+    assert '"tools":{"listChanged":true}' in opened.text  # capgate does send tools/list_changed
     session_id = opened.headers["mcp-session-id"]
     ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
     session_headers = {**headers, "mcp-session-id": session_id, "mcp-protocol-version": "2025-06-18"}
