@@ -223,6 +223,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "runtime_invoke.json")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="capgate-bench-") as tmp:
         process, port, key = start_server(Path(tmp) / "server")
         try:
@@ -249,7 +250,18 @@ def main() -> None:
         "benchmark": "REST invoke of memory_read (small document) vs GET /capabilities, same server, same run",
         "server": "capgate serve (uvicorn, one process), SQLite WAL, rate limiting off",
         "load": {"connections": args.connections, "seconds_per_round": args.seconds, "rounds": args.rounds},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        },
+        "notes": (
+            "memory_read does, per call, one SELECT (the tool) and one write transaction (session, execution"
+            " and events; concurrent calls share it through group commit); GET /capabilities touches no"
+            " database. Each aiosqlite statement is a hop to a connection thread, which dominates on a shared"
+            " 2-CPU machine; other sessions' load varies during a run, see load_average_before_after."
+        ),
         "results": results,
         "memory_read_vs_capabilities": {
             "rps_ratio": round(read["rps"] / caps["rps"], 3),

@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from sqlalchemy import Executable, Table, insert
@@ -24,22 +25,26 @@ from sqlmodel import SQLModel
 logger = logging.getLogger(__name__)
 
 
+Row = tuple[Table, dict[str, Any]]
+"""A row to insert: its table and every column's value (plain dicts: no ORM instance on the hot path)."""
+
+
 @dataclass(slots=True)
 class _Job:
-    rows: Sequence[SQLModel]
+    rows: Sequence[Row]
     statements: Sequence[Executable]
     done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
 
 
-async def write(session: AsyncSession, rows: Sequence[SQLModel], statements: Sequence[Executable] = ()) -> None:
+async def write(session: AsyncSession, rows: Sequence[Row], statements: Sequence[Executable] = ()) -> None:
     """Inserts the rows, one statement per table in foreign-key order, then runs the statements."""
-    by_table: dict[Table, list[SQLModel]] = {}
-    for row in rows:
-        by_table.setdefault(type(row).__table__, []).append(row)  # type: ignore[attr-defined]
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for table, values in rows:
+        by_table.setdefault(table, []).append(values)
     order = {table: index for index, table in enumerate(SQLModel.metadata.sorted_tables)}
     for table in sorted(by_table, key=lambda table: order[table]):
-        await session.execute(insert(table), [row.model_dump() for row in by_table[table]])
+        await session.execute(insert(table), by_table[table])
     for statement in statements:
         await session.execute(statement)
 
@@ -54,7 +59,7 @@ class GroupCommitter:
     async def submit(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        rows: Sequence[SQLModel],
+        rows: Sequence[Row],
         statements: Sequence[Executable] = (),
     ) -> None:
         if not self.running:

@@ -19,13 +19,12 @@ from typing import Any
 import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import SQLModel
 
 from auth.dbtypes import utcnow
 from server import runtime_store
-from server.group_commit import GroupCommitter, write
+from server.group_commit import GroupCommitter, Row, write
 from server.live import EventRecord, LiveExecution, LiveExecutions
-from server.models import Execution
+from server.models import Execution, RuntimeSession
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
@@ -94,33 +93,45 @@ class ExecutionRecorder:
         if kind == "progress" and self.on_progress is not None:
             await self.on_progress(data["progress"], data["total"], data["message"])
 
-    def _start_rows(self, final: dict[str, Any] | None = None) -> list[SQLModel]:
-        rows: list[SQLModel] = []
+    def _start_rows(self, final: dict[str, Any] | None = None) -> list[Row]:
+        started_at = self.live.events[0].created_at
+        rows: list[Row] = []
         if self.creates_session:
+            session_table = RuntimeSession.__table__  # type: ignore[attr-defined]
             rows.append(
-                runtime_store.new_session(
-                    organization_id=self.organization_id,
-                    title=None,
-                    source=self.source,
-                    key_id=self.key_id,
-                    session_id=self.session_id,
+                (
+                    session_table,
+                    {
+                        "id": self.session_id,
+                        "organization_id": self.organization_id,
+                        "title": runtime_store.DEFAULT_SESSION_TITLE,
+                        "source": self.source,
+                        "interaction_mode": "autonomous",
+                        "status": "active",
+                        "created_by_key_id": self.key_id,
+                        "created_at": started_at,
+                        "updated_at": started_at,
+                        "archived_at": None,
+                    },
                 )
             )
-        rows.append(
-            Execution(
-                id=self.execution_id,
-                organization_id=self.organization_id,
-                session_id=self.session_id,
-                tool_name=self.tool_name,
-                key_id=self.key_id,
-                source=self.source,
-                connected_account_id=self.connected_account_id,
-                input=self.arguments,
-                worker_id=self.worker_id,
-                started_at=self.live.events[0].created_at,
-                **(final or {}),
-            )
-        )
+        execution: dict[str, Any] = {
+            "id": self.execution_id,
+            "organization_id": self.organization_id,
+            "session_id": self.session_id,
+            "tool_name": self.tool_name,
+            "key_id": self.key_id,
+            "source": self.source,
+            "connected_account_id": self.connected_account_id,
+            "status": "running",
+            "input": self.arguments,
+            "output": None,
+            "error": None,
+            "worker_id": self.worker_id,
+            "started_at": started_at,
+            "finished_at": None,
+        }
+        rows.append((Execution.__table__, {**execution, **(final or {})}))  # type: ignore[attr-defined]
         return rows
 
     async def _check_session(self, session: AsyncSession) -> None:
@@ -149,7 +160,7 @@ class ExecutionRecorder:
         return None
 
     async def _write_pending(self, session: AsyncSession) -> None:
-        rows: list[SQLModel] = []
+        rows: list[Row] = []
         if not self.persisted:
             rows += self._start_rows()
         rows += runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
@@ -181,7 +192,7 @@ class ExecutionRecorder:
             events = runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
             self._pending = []
             if self.persisted:
-                rows: list[SQLModel] = list(events)
+                rows: list[Row] = list(events)
                 update_row = update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
                 statements = [update_row]
             else:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
 
 from auth.dbtypes import utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.keys import random_base62
+from server.group_commit import Row, write
 from server.live import EventRecord
 from server.models import Execution, ExecutionEvent, IdempotencyRecord, RuntimeSession, RuntimeWorker
 
@@ -108,26 +108,22 @@ async def get_execution(session: AsyncSession, *, organization_id: str, executio
     return row
 
 
-def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[ExecutionEvent]:
+def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[Row]:
+    table = ExecutionEvent.__table__  # type: ignore[attr-defined]
     return [
-        ExecutionEvent(
-            execution_id=execution_id,
-            seq=event.seq,
-            organization_id=organization_id,
-            type=event.type,
-            data=event.data,
-            created_at=event.created_at,
+        (
+            table,
+            {
+                "execution_id": execution_id,
+                "seq": event.seq,
+                "organization_id": organization_id,
+                "type": event.type,
+                "data": event.data,
+                "created_at": event.created_at,
+            },
         )
         for event in events
     ]
-
-
-async def insert_rows(session: AsyncSession, rows: Sequence[SQLModel]) -> None:
-    """One Core INSERT (executemany for several rows) of rows of one table, without the ORM unit of work."""
-    if not rows:
-        return
-    table = type(rows[0]).__table__  # type: ignore[attr-defined]
-    await session.execute(insert(table), [row.model_dump() for row in rows])
 
 
 async def load_events(session: AsyncSession, *, execution_id: str, after: int) -> list[EventRecord]:
@@ -217,6 +213,6 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: 
         )
         if result.rowcount:  # type: ignore[attr-defined]
             event = EventRecord(int(last or 0) + 1, "interrupted", {"status": "interrupted", "error": message}, now)
-            await insert_rows(session, event_rows(execution.organization_id, execution.id, [event]))
+            await write(session, event_rows(execution.organization_id, execution.id, [event]))
     await session.execute(delete(RuntimeWorker).where(RuntimeWorker.heartbeat_at < stale_before))  # type: ignore[arg-type]
     return len(orphans)

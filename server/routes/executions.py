@@ -73,10 +73,12 @@ async def execution_events(request: Request) -> EventSourceResponse:
     state = app_state(request)
     execution_id = request.path_params["execution_id"]
     after = _last_event_id(request)
-    async with state.sessions() as session:
-        await runtime_store.get_execution(
-            session, organization_id=request.user.organization_id, execution_id=execution_id
-        )
+    live = state.runtime.live.get(execution_id)
+    if live is None or live.organization_id != request.user.organization_id:  # a short call may not be written yet
+        async with state.sessions() as session:
+            await runtime_store.get_execution(
+                session, organization_id=request.user.organization_id, execution_id=execution_id
+            )
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         async for event in follow(state, execution_id, after):

@@ -62,11 +62,11 @@ async def list_directory(db: OrganizationDatabase, path: str) -> dict[str, Any]:
 
 
 async def read_document(db: OrganizationDatabase, path: str) -> dict[str, Any]:
-    query = select(MemoryDocument).where(
+    query = select(MemoryDocument.content, MemoryDocument.size, MemoryDocument.updated_at).where(
         MemoryDocument.organization_id == db.organization_id, MemoryDocument.path == path
     )
     async with db.session() as session:
-        document = await session.scalar(query)
+        document = (await session.execute(query)).first()
     if document is None:
         raise ToolError(f"No such document: {path}")
     return {"path": path, "content": document.content, "size": document.size, "updatedAt": _iso(document.updated_at)}
