@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench lint format clean
+.PHONY: serve test bench lint format clean clients clients-python client-configs
 
 EXAMPLE_TOOLS := examples/capgate-example-tools
 
@@ -19,8 +19,21 @@ serve: $(STAMP)
 	$(BIN)/capgate init
 	$(BIN)/capgate serve
 
+# Real MCP clients for tests/e2e/test_clients_*.py, cached in .cache/ (idempotent; see install.sh).
+clients:
+	bash tests/e2e/clients/install.sh
+
+# LangChain's adapters pin mcp 1.x, so their venv is separate; make test needs it for the Python-client tests.
+clients-python:
+	@bash tests/e2e/clients/install.sh langchain
+
+# Rewrites client-configs/ from server/client_configs.py (a test fails when they differ).
+client-configs: $(STAMP)
+	$(BIN)/python -m server.client_configs client-configs
+
 # pytest exits 5 when it collects no test: that is not a failure.
-test: $(STAMP)
+# Node-client tests skip when `make clients` has not run; .ci/run installs them and makes them required.
+test: $(STAMP) clients-python
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status
 
 bench: $(STAMP)
@@ -35,4 +48,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .cache

@@ -12,11 +12,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.types import Scope
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from auth.basic import PasswordAuthenticator
 from auth.dbtypes import utcnow
-from auth.errors import CapgateError
+from auth.errors import CapgateError, NotFound
 from auth.failures import AuthFailureAggregator
 from auth.hashing import SecretHasher
 from auth.middleware import AuthMiddleware
@@ -74,6 +75,20 @@ from tools.switches import ToolSwitches, tool_setting_feed
 MCP_PATHS = ("/mcp", "/api/mcp")
 # MCP clients probe these after a 401; they answer like the MCP endpoint (DESIGN §3).
 OAUTH_PROBE_PATHS = ("/.well-known/", "/register", "/authorize", "/token")
+
+
+async def no_oauth_here(_scope: Scope, _receive: Receive, _send: Send) -> None:
+    raise NotFound()
+
+
+def oauth_probe_routes() -> list[Route]:
+    """The OAuth paths clients probe after a 401 or 403, guarded like the MCP endpoint.
+
+    A key without `runtime` then gets the same 403 and message here as on /mcp, so mcp-remote reports
+    "Dynamic Client Registration rejected (HTTP 403): ... Missing required scope: runtime" instead of a 404.
+    """
+    paths = ["/.well-known/{rest:path}", *(p for p in OAUTH_PROBE_PATHS if not p.endswith("/"))]
+    return [scoped_asgi_route(path, no_oauth_here, scope=RUNTIME) for path in paths]
 
 
 def speaks_jsonrpc(path: str) -> bool:
@@ -252,6 +267,7 @@ def create_app(
         scoped_route("/api/runtime/executions/{execution_id}", get_execution, scope=RUNTIME),
         scoped_route("/api/runtime/executions/{execution_id}/events", execution_events, scope=RUNTIME),
         *(scoped_asgi_route(path, mcp_endpoint, scope=RUNTIME) for path in MCP_PATHS),
+        *oauth_probe_routes(),
         public_route("/api-keys", create_key_with_password, methods=["POST"]),  # HTTP Basic, checked in the route
         scoped_route("/api/keys", list_keys, scope=KEYS_MANAGE),
         scoped_route("/api/keys", create_key_with_key, scope=KEYS_MANAGE, methods=["POST"]),

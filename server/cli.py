@@ -21,6 +21,7 @@ from auth.dbtypes import utcnow
 from auth.errors import CapgateError
 from auth.hashing import SecretHasher
 from auth.models import ApiKey, Organization, User
+from server.config_command import config
 from server.db import create_engine, session_factory
 from server.demo import create_demo_if_first_run, demo_instructions
 from server.migrate import upgrade_database
@@ -39,6 +40,7 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tools_app, name="tools")
+app.command("config")(config)
 
 out = Console(highlight=False, soft_wrap=True, width=shutil.get_terminal_size((160, 24)).columns)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

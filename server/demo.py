@@ -33,9 +33,11 @@ def demo_instructions(key: str, base_url: str) -> str:
             "Try it:",
             f'    curl -H "x-api-key: $CAPGATE_API_KEY" {base_url}/capabilities',
             "",
-            "Add it to Claude Code:",
+            "Add it to Claude Code (single quotes: Claude Code stores the variable, not the key):",
             f"    claude mcp add --transport http capgate {base_url}/mcp "
-            '--header "Authorization: Bearer $CAPGATE_API_KEY"',
+            "--header 'Authorization: Bearer ${CAPGATE_API_KEY}'",
+            "",
+            "Other MCP clients: capgate config --list, then capgate config CLIENT",
             "",
         ]
     )

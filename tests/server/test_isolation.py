@@ -199,6 +199,16 @@ async def test_mcp_tools_of_another_org_see_none_of_its_memory(app: Starlette, o
     assert read.is_error
 
 
+@isolation("*", "/.well-known/{rest:path}")
+@isolation("*", "/register")
+@isolation("*", "/authorize")
+@isolation("*", "/token")
+async def test_oauth_probe_paths_hold_nothing_of_any_org(client: httpx.AsyncClient, orgs: TwoOrgs) -> None:
+    for path in ("/.well-known/oauth-authorization-server", "/register", "/authorize", "/token"):
+        response = await client.post(path, json={"client_name": orgs.a_org_id}, headers={"x-api-key": orgs.b_key})
+        assert response.json() == {"error": "Not found", "code": "not_found"}
+
+
 def authenticated_routes(app: Starlette) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for route in app.routes:
