@@ -9,6 +9,7 @@ it, so context variables would name the opening request instead).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -38,6 +39,7 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return user
 
 
+@functools.lru_cache(maxsize=4096)
 def mcp_tool(tool: Tool) -> types.Tool:
     return types.Tool(
         name=tool.name,

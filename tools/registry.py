@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,7 +31,14 @@ class Tool:
 
     @property
     def parameters(self) -> dict[str, Any]:
-        return self.input_model.model_json_schema()
+        """The input JSON schema; shared by every caller, so treat it as read-only."""
+        return input_schema(self.input_model)
+
+
+@functools.cache
+def input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a schema costs ~1 ms per model, and the SDK lists tools on every stateless tools/call.
+    return model.model_json_schema()
 
 
 def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
