@@ -31,6 +31,7 @@ from auth.verifier import KeyVerifier
 from auth.watcher import KeyChangeWatcher
 from server.db import create_engine, session_factory
 from server.errors import EXCEPTION_HANDLERS
+from server.group_commit import GroupCommit
 from server.key_events import key_change_listeners
 from server.live import LiveExecutions
 from server.mcp_server import McpEndpoint, build_mcp_server, build_session_manager
@@ -193,6 +194,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
             live=LiveExecutions(),
             switches=ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds),
             memory_limits=memory_limits(settings),
+            writer=GroupCommit(sessions),
         ),
         clock=clock,
         passwords=passwords,

@@ -140,6 +140,7 @@ async def invoke_tool(
         runtime_store.ensure_active(row)
     recorder = ExecutionRecorder(
         sessions=state.sessions,
+        writer=state.runtime.writer,
         live=state.runtime.live,
         organization_id=organization_id,
         key_id=principal.key_id,

@@ -1,8 +1,9 @@
 """Records one execution: its row, its events, and the live copy streams follow.
 
-The hot path stays at one write transaction per call: nothing is written while the tool
-runs for less than ``flush_interval``; the session (when created), the execution and all
-its events are then written together with the final status. A longer call is written as
+The hot path stays at one write per call: nothing is written while the tool runs for
+less than ``flush_interval``; the session (when created), the execution and all its
+events are then written together with the final status, in a transaction shared with
+other calls finishing at the same time (``GroupCommit``). A longer call is written as
 `running` after ``flush_interval`` and its buffered events are flushed at that rate, so a
 crash leaves a `running` row to interrupt and other processes can follow its events.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
 from server import runtime_store
+from server.group_commit import GroupCommit
 from server.live import EventRecord, LiveExecution, LiveExecutions
 from server.models import Execution
 
@@ -45,6 +47,7 @@ class ExecutionRecorder:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        writer: GroupCommit,
         live: LiveExecutions,
         organization_id: str,
         key_id: str | None,
@@ -58,6 +61,7 @@ class ExecutionRecorder:
         on_progress: ProgressCallback | None,
     ) -> None:
         self._sessions = sessions
+        self._writer = writer
         self._live_registry = live
         self.organization_id = organization_id
         self.key_id = key_id
@@ -169,16 +173,21 @@ class ExecutionRecorder:
         else:
             self._event(status if status == "interrupted" else "failed", {"status": status, "error": error})
         try:
-            async with self._lock, self._sessions.begin() as session:
-                if self.persisted:
-                    await session.execute(
-                        update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
-                    )
-                else:
-                    await self._add_start_rows(session, final=final)
-                    self.persisted = True
-                session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, self._pending))
-                self._pending = []
+            async with self._lock:
+                events, self._pending = self._pending, []
+                persisted = self.persisted
+
+                async def write(session: AsyncSession) -> None:
+                    if persisted:
+                        await session.execute(
+                            update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
+                        )
+                    else:
+                        await self._add_start_rows(session, final=final)
+                    session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, events))
+
+                await self._writer.write(write)
+                self.persisted = True
         finally:
             self.close()
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
 from server import runtime_store
+from server.group_commit import GroupCommit
 from server.live import LiveExecutions
 from tools.memory.store import MemoryLimits
 from tools.switches import ToolSwitches
@@ -26,6 +27,7 @@ class Runtime:
     live: LiveExecutions
     switches: ToolSwitches
     memory_limits: MemoryLimits
+    writer: GroupCommit
 
 
 async def beat_once(sessions: async_sessionmaker[AsyncSession], *, worker_id: str, interval: float) -> int:
