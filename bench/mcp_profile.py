@@ -52,13 +52,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--output", type=Path, default=Path("mcp_profile.txt"))
     parser.add_argument("--top", type=int, default=60)
+    parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (Python CPU work)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="capgate-mcp-profile-") as base:
         server = start_capgate(Path(base))
         try:
             spy = subprocess.Popen(
                 [PY_SPY, "record", "--pid", str(server.process.pid), "--format", "raw", "--rate", "200"]
-                + ["--duration", str(int(args.seconds + 1)), "--output", str(args.output), "--nonblocking"],
+                + ["--duration", str(int(args.seconds + 1)), "--output", str(args.output), "--nonblocking"]
+                + (["--gil"] if args.gil else []),
                 stdout=subprocess.DEVNULL,
             )
             result = asyncio.run(load(server.target, args.mode, args.seconds, args.connections))

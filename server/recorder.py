@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel
 
 from auth.dbtypes import utcnow
 from server import runtime_store
@@ -94,9 +95,12 @@ class ExecutionRecorder:
         if kind == "progress" and self.on_progress is not None:
             await self.on_progress(data["progress"], data["total"], data["message"])
 
-    async def _add_start_rows(self, session: AsyncSession, *, final: dict[str, Any] | None = None) -> None:
+    async def _add_start_rows(
+        self, session: AsyncSession, events: list[EventRecord], *, final: dict[str, Any] | None = None
+    ) -> None:
+        rows: list[SQLModel] = []
         if self.creates_session:
-            session.add(
+            rows.append(
                 runtime_store.new_session(
                     organization_id=self.organization_id,
                     title=None,
@@ -105,13 +109,12 @@ class ExecutionRecorder:
                     session_id=self.session_id,
                 )
             )
-            await session.flush()  # the execution row refers to it; the unit of work does not order unrelated mappers
         else:
             row = await runtime_store.get_session(
                 session, organization_id=self.organization_id, session_id=self.session_id
             )
             runtime_store.ensure_active(row)
-        session.add(
+        rows.append(
             Execution(
                 id=self.execution_id,
                 organization_id=self.organization_id,
@@ -126,7 +129,8 @@ class ExecutionRecorder:
                 **(final or {}),
             )
         )
-        await session.flush()
+        rows.extend(runtime_store.event_rows(self.organization_id, self.execution_id, events))
+        await runtime_store.insert_rows(session, rows)  # session, then execution, then events: foreign-key order
 
     async def start(self, claim: IdempotencyClaim | None = None) -> str | None:
         """Writes the `running` execution now; with a claim, returns the earlier execution's id on a replay."""
@@ -147,8 +151,11 @@ class ExecutionRecorder:
 
     async def _write_pending(self, session: AsyncSession) -> None:
         if not self.persisted:
-            await self._add_start_rows(session)
-        session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, self._pending))
+            await self._add_start_rows(session, self._pending)
+        else:
+            await runtime_store.insert_rows(
+                session, runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+            )
         self._pending = []
         self.persisted = True
 
@@ -182,9 +189,11 @@ class ExecutionRecorder:
                         await session.execute(
                             update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
                         )
+                        await runtime_store.insert_rows(
+                            session, runtime_store.event_rows(self.organization_id, self.execution_id, events)
+                        )
                     else:
-                        await self._add_start_rows(session, final=final)
-                    session.add_all(runtime_store.event_rows(self.organization_id, self.execution_id, events))
+                        await self._add_start_rows(session, events, final=final)
 
                 await self._writer.write(write)
                 self.persisted = True
