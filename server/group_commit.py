@@ -16,8 +16,13 @@ from dataclasses import dataclass
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel
 
-Write = Callable[[AsyncSession], Awaitable[None]]
+from server.runtime_store import insert_rows
+
+# Runs its reads and updates in the session and returns the new rows to insert: the rows of a
+# whole batch are inserted together, one statement per table.
+Write = Callable[[AsyncSession], Awaitable[list[SQLModel]]]
 
 
 @dataclass(eq=False, slots=True)
@@ -34,10 +39,10 @@ class GroupCommit:
         self._lock = anyio.Lock()
 
     async def write(self, write: Write) -> None:
-        """Runs ``write`` in a committed transaction, possibly shared with other calls' writes.
+        """Runs ``write`` and inserts its rows in a committed transaction, possibly shared with other calls.
 
-        ``write`` may run twice (a failed batch is retried one by one): it must only add rows,
-        built fresh on each run.
+        ``write`` may run twice (a failed batch is retried one by one): it must build its rows
+        fresh on each run.
         """
         queued = _Queued(write)
         self._queue.append(queued)
@@ -54,8 +59,10 @@ class GroupCommit:
         try:
             try:
                 async with self._sessions.begin() as session:
+                    rows: list[SQLModel] = []
                     for queued in batch:
-                        await queued.write(session)
+                        rows.extend(await queued.write(session))
+                    await insert_rows(session, rows)
                 return
             except Exception as error:
                 if len(batch) == 1:
@@ -64,7 +71,7 @@ class GroupCommit:
             for queued in batch:
                 try:
                     async with self._sessions.begin() as session:
-                        await queued.write(session)
+                        await insert_rows(session, await queued.write(session))
                 except Exception as error:
                     queued.error = error
         finally:

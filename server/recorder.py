@@ -95,9 +95,10 @@ class ExecutionRecorder:
         if kind == "progress" and self.on_progress is not None:
             await self.on_progress(data["progress"], data["total"], data["message"])
 
-    async def _add_start_rows(
+    async def _start_rows(
         self, session: AsyncSession, events: list[EventRecord], *, final: dict[str, Any] | None = None
-    ) -> None:
+    ) -> list[SQLModel]:
+        """The new session (or a check that the given one is active), the execution and its events."""
         rows: list[SQLModel] = []
         if self.creates_session:
             rows.append(
@@ -130,7 +131,7 @@ class ExecutionRecorder:
             )
         )
         rows.extend(runtime_store.event_rows(self.organization_id, self.execution_id, events))
-        await runtime_store.insert_rows(session, rows)  # session, then execution, then events: foreign-key order
+        return rows
 
     async def start(self, claim: IdempotencyClaim | None = None) -> str | None:
         """Writes the `running` execution now; with a claim, returns the earlier execution's id on a replay."""
@@ -151,11 +152,10 @@ class ExecutionRecorder:
 
     async def _write_pending(self, session: AsyncSession) -> None:
         if not self.persisted:
-            await self._add_start_rows(session, self._pending)
+            rows = await self._start_rows(session, self._pending)
         else:
-            await runtime_store.insert_rows(
-                session, runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
-            )
+            rows = runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+        await runtime_store.insert_rows(session, rows)
         self._pending = []
         self.persisted = True
 
@@ -184,16 +184,13 @@ class ExecutionRecorder:
                 events, self._pending = self._pending, []
                 persisted = self.persisted
 
-                async def write(session: AsyncSession) -> None:
-                    if persisted:
-                        await session.execute(
-                            update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
-                        )
-                        await runtime_store.insert_rows(
-                            session, runtime_store.event_rows(self.organization_id, self.execution_id, events)
-                        )
-                    else:
-                        await self._add_start_rows(session, events, final=final)
+                async def write(session: AsyncSession) -> list[SQLModel]:
+                    if not persisted:
+                        return await self._start_rows(session, events, final=final)
+                    await session.execute(
+                        update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
+                    )
+                    return list(runtime_store.event_rows(self.organization_id, self.execution_id, events))
 
                 await self._writer.write(write)
                 self.persisted = True

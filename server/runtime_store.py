@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,21 +110,25 @@ async def get_execution(session: AsyncSession, *, organization_id: str, executio
 
 
 async def insert_rows(session: AsyncSession, rows: Iterable[SQLModel]) -> None:
-    """INSERTs new rows in the given order, one statement per run of rows of the same table.
+    """INSERTs new rows: one executemany per table, tables in foreign-key order.
 
     Core inserts, not ``session.add``: the ORM unit of work costs several times more CPU per
-    row, and these rows (an execution's records) are written once and never updated through
-    the session that wrote them.
+    row, and these rows (execution records) are written once and never updated through the
+    session that wrote them.
     """
-    batch: list[SQLModel] = []
-    for row in [*rows, None]:
-        if batch and (row is None or type(row) is not type(batch[0])):
-            table = batch[0].__table__  # type: ignore[attr-defined]
-            names = [column.name for column in table.columns]
-            await session.execute(insert(table), [{name: getattr(item, name) for name in names} for item in batch])
-            batch = []
-        if row is not None:
-            batch.append(row)
+    by_table: dict[Table, list[SQLModel]] = {}
+    for row in rows:
+        by_table.setdefault(row.__table__, []).append(row)  # type: ignore[attr-defined]
+    order = _table_order()
+    for table in sorted(by_table, key=order.__getitem__):
+        names = [column.name for column in table.columns]
+        values = [{name: getattr(item, name) for name in names} for item in by_table[table]]
+        await session.execute(insert(table), values)
+
+
+@functools.cache
+def _table_order() -> dict[Table, int]:
+    return {table: index for index, table in enumerate(SQLModel.metadata.sorted_tables)}
 
 
 def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[ExecutionEvent]:

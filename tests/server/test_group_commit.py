@@ -7,6 +7,7 @@ import asyncio
 import anyio
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 from auth.errors import Conflict
 from server import runtime_store
@@ -44,20 +45,20 @@ async def test_a_failing_write_fails_only_its_own_call(state: AppState, keys: Ke
     ids = [runtime_store.new_id("ses") for _ in range(3)]
 
     def adding(session_id: str) -> object:
-        async def write(session: AsyncSession) -> None:
-            session.add(
+        async def write(_session: AsyncSession) -> list[SQLModel]:
+            return [
                 runtime_store.new_session(
                     organization_id=organization.id, title=None, source="api", key_id=None, session_id=session_id
                 )
-            )
+            ]
 
         return write
 
-    async def blocking(session: AsyncSession) -> None:
+    async def blocking(session: AsyncSession) -> list[SQLModel]:
         await release.wait()  # holds the writer so the next writes queue into one batch
-        await adding(ids[0])(session)  # type: ignore[operator]
+        return await adding(ids[0])(session)  # type: ignore[operator,no-any-return]
 
-    async def failing(_session: AsyncSession) -> None:
+    async def failing(_session: AsyncSession) -> list[SQLModel]:
         raise Conflict("Session is archived")
 
     outcomes: dict[str, BaseException | None] = {}
