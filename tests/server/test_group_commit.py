@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import httpx
+import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
+from starlette.applications import Starlette
 
 from auth.errors import Conflict
 from server import runtime_store
+from server.app import create_app
 from server.group_commit import GroupCommit
 from server.state import AppState
-from tests.helpers import KeyFactory
+from tests.conftest import migrate
+from tests.helpers import KeyFactory, make_settings
+
+
+@pytest.fixture
+async def app(tmp_path: Path, database_url: str) -> AsyncIterator[Starlette]:
+    """On SQLite and PostgreSQL: the batched inserts must keep foreign-key order on both."""
+    settings = make_settings(tmp_path, database_url)
+    await migrate(settings.resolved_database_url)
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
 
 
 async def test_concurrent_calls_each_get_their_execution_and_events(
