@@ -237,7 +237,7 @@ def create_app(
     settings = settings or Settings()
     state = build_state(settings, tools or default_registry(memory_limits(settings)), clock)
     mcp_manager = build_session_manager(build_mcp_server(state), settings)
-    mcp_endpoint = McpEndpoint(mcp_manager)
+    mcp_endpoint = McpEndpoint(mcp_manager, state)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:

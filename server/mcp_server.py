@@ -9,7 +9,10 @@ it, so context variables would name the opening request instead).
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import mcp_types as types
@@ -30,6 +33,9 @@ from server.state import AppState
 from tools.registry import Tool
 
 SERVER_NAME = "capgate"
+# The caller of the stateless tools/call being handled, and its organization's disabled tools:
+# set by McpEndpoint, read by the SDK's pre-dispatch Mcp-Param header check (same task).
+_caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
 
 
 def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
@@ -40,6 +46,7 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return user
 
 
+@functools.lru_cache(maxsize=4096)
 def mcp_tool(tool: Tool) -> types.Tool:
     return types.Tool(
         name=tool.name,
@@ -100,6 +107,27 @@ class CapgateMcpServer(Server[Any]):
         )
 
 
+def tool_input_schema_lookup(state: AppState) -> Callable[[str], Mapping[str, Any] | None]:
+    """The schema the SDK checks ``Mcp-Param-*`` headers against, for tools the caller is listed.
+
+    Without it the SDK runs the whole tools/list handler and serializes every visible tool on
+    each stateless tools/call just to find one schema. The answer is the listing's: None (no
+    validation) for a tool this caller would not see.
+    """
+
+    def lookup(name: str) -> Mapping[str, Any] | None:
+        caller = _caller.get()
+        tool = state.tools.get(name)
+        if caller is None or tool is None:
+            return None
+        principal, disabled = caller
+        if not state.tools.grants(principal, tool) or name in disabled:
+            return None
+        return tool.parameters
+
+    return lookup
+
+
 def build_mcp_server(state: AppState) -> Server[Any]:
     events_url = f"{state.public_base_url}/api/runtime/executions/{{executionId}}/events"
 
@@ -143,7 +171,13 @@ def build_mcp_server(state: AppState) -> Server[Any]:
             _meta=meta,
         )
 
-    server = CapgateMcpServer(SERVER_NAME, version="0.1.0", on_list_tools=list_tools, on_call_tool=call_tool)
+    server = CapgateMcpServer(
+        SERVER_NAME,
+        version="0.1.0",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        get_tool_input_schema=tool_input_schema_lookup(state),
+    )
     server.middleware.append(SessionTracker(state.mcp_sessions))
     return server
 
@@ -165,8 +199,18 @@ def build_session_manager(server: Server[Any], settings: Settings) -> Streamable
 class McpEndpoint:
     """ASGI app for /mcp and /api/mcp; the lifespan must have entered ``manager.run()``."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, state: AppState) -> None:
         self.manager = manager
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.manager.handle_request(scope, receive, send)
+        principal = scope.get("user")
+        if not isinstance(principal, Principal) or (b"mcp-method", b"tools/call") not in scope["headers"]:
+            await self.manager.handle_request(scope, receive, send)
+            return
+        disabled = await self.state.runtime.switches.disabled(principal.organization_id)
+        token = _caller.set((principal, disabled))
+        try:
+            await self.manager.handle_request(scope, receive, send)
+        finally:
+            _caller.reset(token)

@@ -1,4 +1,4 @@
-from auth.keys import BASE62, KEY_LENGTH, format_key, generate_key, parse_key
+from auth.keys import BASE62, KEY_LENGTH, format_key, generate_key, parse_key, random_base62
 
 
 def test_generated_key_has_documented_shape() -> None:
@@ -42,3 +42,10 @@ def test_wrong_prefix_length_or_alphabet_is_rejected() -> None:
 def test_repr_never_shows_the_secret() -> None:
     key = generate_key()
     assert key.raw[20:52] not in repr(key)
+
+
+def test_random_base62_has_the_length_asked_and_uses_every_character() -> None:
+    drawn = [random_base62(length) for length in (1, 12, 20, 32, 64) for _ in range(200)]
+    assert [len(value) for value in drawn[::200]] == [1, 12, 20, 32, 64]
+    assert set("".join(drawn)) == set(BASE62)
+    assert len(set(drawn[800:])) == 200  # 64-character values never repeat

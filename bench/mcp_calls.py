@@ -1,0 +1,204 @@
+"""Benchmark: MCP ``tools/call`` through capgate vs. a bare ``mcp`` SDK server, both protocol modes, one run.
+
+Starts, each as its own process with one uvicorn worker: ``capgate serve`` (production
+settings, except per-key limits far above the load so the rate limiter runs but never
+refuses; a key warmed before measuring) and the bare SDK server of ``bench.mcp_bare``
+(low-level ``Server`` + ``streamable_http_app()`` defaults, the same echo work). Then, round
+after round and alternating which goes first, drives each with the raw-socket load
+generator of ``bench.mcp_loadgen`` for the stateless 2026-07-28 protocol and for legacy
+sessions (one ``initialize`` per connection, then ``tools/call`` POSTs answered as SSE).
+The generator's ceiling is measured first against ``bench.mcp_trivial``. Results go to
+bench/results/mcp_calls.json.
+
+    .venv/bin/python -m bench.mcp_calls [--seconds 5] [--rounds 3] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.mcp_loadgen import Mode, Target, drive
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPGATE = str(Path(sys.executable).parent / "capgate")
+MODES: tuple[Mode, ...] = ("stateless", "legacy")
+GOAL = 0.90
+CAPGATE_ENV = {
+    "CAPGATE_RATE_LIMIT_ENABLED": "true",  # the in-process limiter runs on every call...
+    "CAPGATE_RATE_LIMIT_PER_SECOND": "1000000000",  # ...with limits the benchmark never reaches
+    "CAPGATE_DAILY_QUOTA": "1000000000",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{name} did not start on port {port}")
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], env: dict[str, str], port: int, headers: dict[str, str]) -> None:
+        self.name = name
+        self.port = port
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.target = Target(port=port, headers=headers)
+        wait_for_port(self.process, port, name)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_capgate(data_dir: Path) -> Server:
+    port = free_port()
+    env = {**os.environ, **CAPGATE_ENV, "CAPGATE_DATA_DIR": str(data_dir), "CAPGATE_PORT": str(port)}
+    for name in ("CAPGATE_REDIS_URL", "CAPGATE_DATABASE_URL", "CAPGATE_LOG_LEVEL"):
+        env.pop(name, None)
+    subprocess.run([CAPGATE, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([CAPGATE, "orgs", "create", "bench"], env=env, check=True, capture_output=True)
+    created = subprocess.run(
+        [CAPGATE, "keys", "create", "--org", "bench", "--name", "bench", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    key = json.loads(created.stdout)["key"]
+    return Server("capgate", [CAPGATE, "serve"], env, port, {"x-api-key": key})
+
+
+def start_bare() -> Server:
+    port = free_port()
+    return Server("bare", [sys.executable, "-m", "bench.mcp_bare", "--port", str(port)], dict(os.environ), port, {})
+
+
+def start_trivial() -> Server:
+    port = free_port()
+    return Server(
+        "trivial", [sys.executable, "-m", "bench.mcp_trivial", "--port", str(port)], dict(os.environ), port, {}
+    )
+
+
+def summarise(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "rps": round(statistics.median(r["rps"] for r in rounds), 1),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 2),
+        "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 2),
+        "server_cpu_ms_per_call": round(statistics.median(r["server_cpu_ms_per_call"] for r in rounds), 3),
+        "server_cpu_fraction": round(statistics.median(r["server_cpu_fraction"] for r in rounds), 2),
+        "loadgen_cpu_fraction": round(max(r["loadgen_cpu_fraction"] for r in rounds), 2),
+        "rounds_rps": [round(r["rps"], 1) for r in rounds],
+    }
+
+
+async def measure(server: Server, mode: Mode, seconds: float, connections: int) -> dict[str, float]:
+    await drive(server.target, mode, seconds=1.0, connections=connections)  # warm: key cache, sessions, JIT-free paths
+    return await drive(server.target, mode, seconds=seconds, connections=connections, server_pid=server.process.pid)
+
+
+async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
+    ceiling: dict[str, Any] = {}
+    trivial = start_trivial()
+    try:
+        for mode in MODES:
+            measured = await measure(trivial, mode, seconds, connections)
+            ceiling[mode] = {k: round(v, 2) for k, v in measured.items() if not k.startswith("server_")}
+    finally:
+        trivial.stop()
+    with tempfile.TemporaryDirectory(prefix="capgate-mcp-bench-") as base:
+        servers = [start_capgate(Path(base)), start_bare()]
+        try:
+            samples: dict[str, dict[str, list[dict[str, float]]]] = {m: {s.name: [] for s in servers} for m in MODES}
+            for round_index in range(rounds):
+                order = servers if round_index % 2 == 0 else list(reversed(servers))
+                for mode in MODES:
+                    for server in order:
+                        result = await measure(server, mode, seconds, connections)
+                        samples[mode][server.name].append(result)
+                        print(
+                            f"round {round_index + 1} {mode:9} {server.name:7} {result['rps']:8.1f} req/s"
+                            f"  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms"
+                            f"  server CPU {result['server_cpu_ms_per_call']:.3f} ms/call",
+                            flush=True,
+                        )
+        finally:
+            for server in servers:
+                server.stop()
+    modes: dict[str, Any] = {}
+    for mode in MODES:
+        capgate = summarise(samples[mode]["capgate"])
+        bare = summarise(samples[mode]["bare"])
+        modes[mode] = {
+            "capgate": capgate,
+            "bare_sdk": bare,
+            "ratio_rps": round(capgate["rps"] / bare["rps"], 3),
+            "meets_goal": capgate["rps"] / bare["rps"] >= GOAL,
+        }
+    return {"loadgen_ceiling": ceiling, "modes": modes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per server, mode and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the order of the servers alternates")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "mcp_calls.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.seconds, args.rounds, args.connections))
+    report = {
+        "benchmark": "MCP tools/call example_echo: capgate vs bare mcp SDK server",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "goal": f"capgate >= {GOAL} x bare SDK requests/s",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "setup": {
+            "seconds_per_measurement": args.seconds,
+            "rounds": args.rounds,
+            "connections": args.connections,
+            "capgate_env": CAPGATE_ENV,
+            "capgate_storage": "SQLite (default, WAL), log level INFO (default) to /dev/null",
+            "bare_sdk": "mcp low-level Server + streamable_http_app() defaults (bench/mcp_bare.py)",
+            "uvicorn_workers": 1,
+        },
+        **results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    for mode, numbers in results["modes"].items():
+        print(
+            f"{mode:9} capgate {numbers['capgate']['rps']:8.1f} req/s  bare {numbers['bare_sdk']['rps']:8.1f} req/s"
+            f"  ratio {numbers['ratio_rps']:.3f}  (goal {GOAL})"
+        )
+    print(f"loadgen ceiling: {json.dumps(results['loadgen_ceiling'])}")
+
+
+if __name__ == "__main__":
+    main()
