@@ -92,7 +92,7 @@ async def test_revocation_lets_open_streams_finish_and_refuses_new_requests(capg
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(long_call)
-            await recorder.first_progress.wait()
+            await wait_for(recorder.first_progress.is_set, timeout=30)
             await run_cli(capgate, "keys", "revoke", created["id"])
             # The GET stream opened before the revocation still delivers.
             await wait_for(lambda: recorder.list_changed >= 2, timeout=5)
@@ -127,7 +127,7 @@ async def test_terminate_streams_closes_an_open_call_within_a_second(capgate: Ca
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(long_call)
-        await recorder.first_progress.wait()
+        await wait_for(recorder.first_progress.is_set, timeout=30)
         await run_cli(capgate, "keys", "revoke", created["id"], "--terminate-streams")
         with anyio.fail_after(1.0):
             await ended.wait()
