@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -166,13 +167,13 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
     return {"loadgen_ceiling": ceiling, "modes": modes}
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per server, mode and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the order of the servers alternates")
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "mcp_calls.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results = asyncio.run(run(args.seconds, args.rounds, args.connections))
     report = {
         "benchmark": "MCP tools/call example_echo: capgate vs bare mcp SDK server",

@@ -7,7 +7,7 @@ with a load generator of raw asyncio sockets (keep-alive HTTP/1.1, no client lib
 httpx tops out far below the server here). The generator's own CPU use is recorded so a
 reader can see it was not the bottleneck. Results go to bench/results/ratelimit.json.
 
-    .venv/bin/python bench/ratelimit.py [--seconds 5] [--rounds 3] [--connections 32]
+    .venv/bin/python -m bench ratelimit [--seconds 5] [--rounds 3] [--connections 32]
 """
 
 from __future__ import annotations
@@ -18,125 +18,24 @@ import json
 import os
 import platform
 import secrets
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import loadgen, servers
+
 ROOT = Path(__file__).resolve().parent.parent
-CAPGATE = str(Path(sys.executable).parent / "capgate")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MODES = ("off", "memory", "redis")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def mode_env(mode: str, data_dir: Path, port: int, prefix: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "CAPGATE_DATA_DIR": str(data_dir),
-        "CAPGATE_PORT": str(port),
-        "CAPGATE_LOG_LEVEL": "WARNING",
-        "CAPGATE_RATE_LIMIT_ENABLED": "false" if mode == "off" else "true",
-        "CAPGATE_RATE_LIMIT_PER_SECOND": "1000000000",
-        "CAPGATE_DAILY_QUOTA": "1000000000",
-    }
-    env.pop("CAPGATE_REDIS_URL", None)
+def start_server(mode: str, base: Path, prefix: str) -> servers.Server:
+    overrides = {"CAPGATE_RATE_LIMIT_ENABLED": "false" if mode == "off" else "true"}
     if mode == "redis":
-        env["CAPGATE_REDIS_URL"] = REDIS_URL
-        env["CAPGATE_REDIS_KEY_PREFIX"] = prefix
-    return env
-
-
-def start_server(mode: str, base: Path, prefix: str) -> tuple[subprocess.Popen[bytes], int, str]:
-    data_dir = base / mode
-    port = free_port()
-    env = mode_env(mode, data_dir, port, prefix)
-    subprocess.run([CAPGATE, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([CAPGATE, "orgs", "create", "bench"], env=env, check=True, capture_output=True)
-    created = subprocess.run(
-        [CAPGATE, "keys", "create", "--org", "bench", "--name", "bench", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    key = json.loads(created.stdout)["key"]
-    process = subprocess.Popen([CAPGATE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port, key
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"capgate ({mode}) did not start on port {port}")
-
-
-async def read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    await reader.readexactly(length)
-    return status
-
-
-async def worker(port: int, request: bytes, until: float, latencies: list[float], errors: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < until:
-            started = time.perf_counter()
-            writer.write(request)
-            status = await read_response(reader)
-            latencies.append(time.perf_counter() - started)
-            if status != 200:
-                errors.append(status)
-    finally:
-        writer.close()
-
-
-async def measure(port: int, key: str, seconds: float, connections: int) -> dict[str, float]:
-    request = (f"GET /capabilities HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-api-key: {key}\r\n\r\n").encode()
-    warm: list[float] = []
-    await asyncio.gather(*(worker(port, request, time.perf_counter() + 1.0, warm, []) for _ in range(connections)))
-    latencies: list[float] = []
-    errors: list[int] = []
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    until = wall_before + seconds
-    await asyncio.gather(*(worker(port, request, until, latencies, errors) for _ in range(connections)))
-    wall = time.perf_counter() - wall_before
-    cpu = time.process_time() - cpu_before
-    if errors:
-        raise RuntimeError(f"{len(errors)} non-200 responses, e.g. {errors[0]}")
-    ordered = sorted(latencies)
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / wall,
-        "p50_ms": ordered[len(ordered) // 2] * 1000,
-        "p99_ms": ordered[int(len(ordered) * 0.99)] * 1000,
-        "loadgen_cpu_fraction": cpu / wall,
-    }
-
-
-def summarise(rounds: list[dict[str, float]]) -> dict[str, float]:
-    return {
-        "rps": round(statistics.median(r["rps"] for r in rounds), 1),
-        "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 3),
-        "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 3),
-        "loadgen_cpu_fraction": round(max(r["loadgen_cpu_fraction"] for r in rounds), 2),
-        "rounds_rps": [round(r["rps"], 1) for r in rounds],  # type: ignore[dict-item]
-    }
+        overrides.update(CAPGATE_REDIS_URL=REDIS_URL, CAPGATE_REDIS_KEY_PREFIX=prefix)
+    return servers.start_capgate(base / mode, **overrides)
 
 
 async def asgi_cost(mode: str, base: Path, prefix: str, requests: int = 3000) -> float:
@@ -213,32 +112,32 @@ async def cleanup_redis(prefix: str) -> None:
         await client.aclose()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per mode and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; modes alternate within each round")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "ratelimit.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     prefix = f"capgate-bench-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="capgate-bench-") as tmp:
-        servers = {mode: start_server(mode, Path(tmp), prefix) for mode in MODES}
+        running = {mode: start_server(mode, Path(tmp), prefix) for mode in MODES}
         try:
             measured: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
             for round_number in range(args.rounds):
                 order = MODES if round_number % 2 == 0 else tuple(reversed(MODES))
                 for mode in order:
-                    _process, port, key = servers[mode]
-                    result = asyncio.run(measure(port, key, args.seconds, args.connections))
+                    server = running[mode]
+                    request = loadgen.get("/capabilities", server.port, [("x-api-key", server.key)])
+                    result = asyncio.run(loadgen.measure(server.port, request, args.seconds, args.connections))
                     measured[mode].append(result)
                     print(
                         f"round {round_number + 1} {mode:>6}: {result['rps']:8.1f} rps  p50 {result['p50_ms']:.2f} ms"
                     )
         finally:
-            for process, _port, _key in servers.values():
-                process.terminate()
-                process.wait(timeout=10)
+            for server in running.values():
+                server.stop()
             asyncio.run(cleanup_redis(prefix))
 
         asgi = {
@@ -247,7 +146,7 @@ def main() -> None:
         print("ASGI direct, us per request:", asgi)
         asyncio.run(cleanup_redis(prefix))
 
-    results = {mode: summarise(rounds) for mode, rounds in measured.items()}
+    results = {mode: loadgen.summarise(rounds) for mode, rounds in measured.items()}
     off = results["off"]
     overhead = {
         mode: {

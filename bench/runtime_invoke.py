@@ -8,7 +8,7 @@ session, an execution and its events (one write transaction). The figures show w
 costs. A second measurement calls the ASGI app directly, one request at a time, which is
 steadier on a busy machine. Results go to bench/results/runtime_invoke.json.
 
-    .venv/bin/python bench/runtime_invoke.py [--seconds 5] [--rounds 3] [--connections 16]
+    .venv/bin/python -m bench runtime_invoke [--seconds 5] [--rounds 3] [--connections 16]
 """
 
 from __future__ import annotations
@@ -18,137 +18,37 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import loadgen, servers
+
 ROOT = Path(__file__).resolve().parent.parent
-CAPGATE = str(Path(sys.executable).parent / "capgate")
 DOCUMENT = "# Memory\n\nThe deploy window is Tuesday 10:00 UTC.\n"
 READ_BODY = json.dumps({"input": {"path": "/MEMORY.md"}}).encode()
 WRITE_BODY = json.dumps({"input": {"path": "/MEMORY.md", "content": DOCUMENT}}).encode()
 KINDS = ("capabilities", "memory_read")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def request_bytes(kind: str, port: int, key: str) -> bytes:
-    host = f"Host: 127.0.0.1:{port}\r\nx-api-key: {key}\r\n"
+    headers = [("x-api-key", key)]
     if kind == "capabilities":
-        return f"GET /capabilities HTTP/1.1\r\n{host}\r\n".encode()
-    head = (
-        f"POST /api/runtime/tools/memory_read HTTP/1.1\r\n{host}"
-        f"content-type: application/json\r\ncontent-length: {len(READ_BODY)}\r\n\r\n"
-    )
-    return head.encode() + READ_BODY
+        return loadgen.get("/capabilities", port, headers)
+    return loadgen.post_json("/api/runtime/tools/memory_read", port, READ_BODY, headers)
 
 
-def start_server(base: Path) -> tuple[subprocess.Popen[bytes], int, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "CAPGATE_DATA_DIR": str(base),
-        "CAPGATE_PORT": str(port),
-        "CAPGATE_LOG_LEVEL": "WARNING",
-        "CAPGATE_RATE_LIMIT_ENABLED": "false",
-        "CAPGATE_RATE_LIMIT_PER_SECOND": "1000000000",
-        "CAPGATE_DAILY_QUOTA": "1000000000",
-    }
-    subprocess.run([CAPGATE, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([CAPGATE, "orgs", "create", "bench"], env=env, check=True, capture_output=True)
-    created = subprocess.run(
-        [CAPGATE, "keys", "create", "--org", "bench", "--name", "bench", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    key = json.loads(created.stdout)["key"]
-    process = subprocess.Popen([CAPGATE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port, key
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"capgate did not start on port {port}")
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    return int(head[9:12]), await reader.readexactly(length)
+def tool_succeeded(status: int, body: bytes) -> bool:
+    return status == 200 and b'"isError":true' not in body
 
 
 async def write_document(port: int, key: str) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (
-        f"POST /api/runtime/tools/memory_write HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-api-key: {key}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(WRITE_BODY)}\r\n\r\n"
-    )
-    writer.write(head.encode() + WRITE_BODY)
-    status, body = await read_response(reader)
-    writer.close()
+    request = loadgen.post_json("/api/runtime/tools/memory_write", port, WRITE_BODY, [("x-api-key", key)])
+    status, body = await loadgen.exchange(port, request)
     if status != 200 or json.loads(body)["isError"]:
         raise RuntimeError(f"could not write the document: {status} {body[:200]!r}")
-
-
-async def worker(port: int, request: bytes, until: float, latencies: list[float], errors: list[str]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < until:
-            started = time.perf_counter()
-            writer.write(request)
-            status, body = await read_response(reader)
-            latencies.append(time.perf_counter() - started)
-            if status != 200 or b'"isError":true' in body:
-                errors.append(f"{status} {body[:120]!r}")
-    finally:
-        writer.close()
-
-
-async def measure(port: int, request: bytes, seconds: float, connections: int) -> dict[str, float]:
-    await asyncio.gather(*(worker(port, request, time.perf_counter() + 1.0, [], []) for _ in range(connections)))
-    latencies: list[float] = []
-    errors: list[str] = []
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    until = wall_before + seconds
-    await asyncio.gather(*(worker(port, request, until, latencies, errors) for _ in range(connections)))
-    wall = time.perf_counter() - wall_before
-    cpu = time.process_time() - cpu_before
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed responses, e.g. {errors[0]}")
-    ordered = sorted(latencies)
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / wall,
-        "p50_ms": ordered[len(ordered) // 2] * 1000,
-        "p99_ms": ordered[int(len(ordered) * 0.99)] * 1000,
-        "loadgen_cpu_fraction": cpu / wall,
-    }
-
-
-def summarise(rounds: list[dict[str, float]]) -> dict[str, Any]:
-    return {
-        "rps": round(statistics.median(r["rps"] for r in rounds), 1),
-        "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 3),
-        "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 3),
-        "loadgen_cpu_fraction": round(max(r["loadgen_cpu_fraction"] for r in rounds), 2),
-        "rounds_rps": [round(r["rps"], 1) for r in rounds],
-    }
 
 
 async def asgi_cost(base: Path, requests: int = 2000) -> dict[str, float]:
@@ -215,36 +115,39 @@ async def asgi_cost(base: Path, requests: int = 2000) -> dict[str, float]:
     return costs
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per request kind and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the two kinds alternate within each round")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "runtime_invoke.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="capgate-bench-") as tmp:
-        process, port, key = start_server(Path(tmp) / "server")
+        server = servers.start_capgate(Path(tmp) / "server", CAPGATE_RATE_LIMIT_ENABLED="false")
+        port, key = server.port, server.key
         try:
             asyncio.run(write_document(port, key))
             measured: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
             for round_number in range(args.rounds):
                 order = KINDS if round_number % 2 == 0 else tuple(reversed(KINDS))
                 for kind in order:
-                    result = asyncio.run(measure(port, request_bytes(kind, port, key), args.seconds, args.connections))
+                    request = request_bytes(kind, port, key)
+                    result = asyncio.run(
+                        loadgen.measure(port, request, args.seconds, args.connections, check=tool_succeeded)
+                    )
                     measured[kind].append(result)
                     print(
                         f"round {round_number + 1} {kind:>12}: {result['rps']:8.1f} rps  p99 {result['p99_ms']:.2f} ms"
                     )
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            server.stop()
         asgi_runs = [asyncio.run(asgi_cost(Path(tmp) / f"asgi{i}")) for i in range(3)]
     asgi = {kind: round(min(run[kind] for run in asgi_runs), 1) for kind in KINDS}
     print("ASGI direct, us per request:", asgi)
 
-    results = {kind: summarise(rounds) for kind, rounds in measured.items()}
+    results = {kind: loadgen.summarise(rounds) for kind, rounds in measured.items()}
     caps, read = results["capabilities"], results["memory_read"]
     document: dict[str, Any] = {
         "benchmark": "REST invoke of memory_read (small document) vs GET /capabilities, same server, same run",
