@@ -20,18 +20,17 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.mcp_loadgen import Mode, Target, drive
+from bench.servers import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPGATE = str(Path(sys.executable).parent / "capgate")
@@ -44,33 +43,13 @@ CAPGATE_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(process: subprocess.Popen[bytes], port: int, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{name} did not start on port {port}")
-
-
 class Server:
     def __init__(self, name: str, command: list[str], env: dict[str, str], port: int, headers: dict[str, str]) -> None:
         self.name = name
         self.port = port
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.target = Target(port=port, headers=headers)
-        wait_for_port(self.process, port, name)
+        wait_for_port(port, self.process)
 
     def stop(self) -> None:
         self.process.terminate()
