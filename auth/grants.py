@@ -25,6 +25,10 @@ class NotGrantable(CapgateError):
     status = 403
     code = "insufficient_scope"
 
+    def headers(self) -> dict[str, str]:
+        # DESIGN §3: every 403 carries the Bearer insufficient_scope challenge.
+        return {"WWW-Authenticate": 'Bearer error="insufficient_scope"', **self.extra_headers}
+
 
 @dataclass(frozen=True, slots=True)
 class Rights:

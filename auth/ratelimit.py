@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.errors import RateLimited
@@ -167,8 +168,9 @@ class RateLimitMiddleware:
             return
         try:
             decision = await self.limiter.hit(principal.key_id)
-        except BackendUnavailable as exc:
-            # Failing open: an outage of the shared store must not take the API down with it.
+        except (BackendUnavailable, SQLAlchemyError, OSError) as exc:
+            # Failing open: an outage of the shared store (or of the database holding overrides)
+            # must not take the API down with it.
             logger.warning("rate limit backend unavailable; request admitted unlimited: %s", exc)
             await self.app(scope, receive, send)
             return

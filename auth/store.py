@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio.to_thread
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.audit import record_audit
@@ -50,9 +50,10 @@ async def list_organizations(session: AsyncSession) -> list[Organization]:
 
 
 async def get_organization(session: AsyncSession, *, ref: str) -> Organization:
-    """An organization by id or by name."""
-    query = select(Organization).where(or_(Organization.id == ref, Organization.name == ref))
-    organization = await session.scalar(query)
+    """An organization by id or, failing that, by name (an id always wins, so a name can't shadow one)."""
+    organization = await session.get(Organization, ref)
+    if organization is None:
+        organization = await session.scalar(select(Organization).where(Organization.name == ref))
     if organization is None:
         raise NotFound(f"Unknown organization: {ref}")
     return organization

@@ -138,6 +138,8 @@ async def invoke_tool(
         async with state.sessions() as session:
             row = await runtime_store.get_session(session, organization_id=organization_id, session_id=session_id)
         runtime_store.ensure_active(row)
+    if idempotency_key is not None:
+        idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live execution
     recorder = ExecutionRecorder(
         sessions=state.sessions,
         live=state.runtime.live,
@@ -155,7 +157,7 @@ async def invoke_tool(
     )
     if idempotency_key is not None:
         claim = IdempotencyClaim(
-            key=validate_idempotency_key(idempotency_key),
+            key=idempotency_key,
             request_hash=request_hash(tool.name, arguments, session_id, connected_account_id),
             ttl=timedelta(seconds=state.settings.idempotency_ttl_seconds),
         )

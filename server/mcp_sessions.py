@@ -33,6 +33,8 @@ class McpSessionDirectory:
         connections = list(sessions.values())
         if not connections:
             del self._by_key[key_id]
+            for keys in self._organization_keys.values():
+                keys.discard(key_id)
         return connections
 
     async def notify_keys(self, key_ids: Iterable[str]) -> int:

@@ -6,7 +6,7 @@ sequence number within the execution, so ``Last-Event-ID: n`` resumes after even
 execution running in this process is followed from memory; one running elsewhere is
 followed by polling the database. Idle streams get a comment line every
 ``sse_heartbeat_seconds``. A stream is one HTTP request, authenticated once: revoking its
-key does not cut it short.
+key does not cut it short (only the kill switch, ``terminateStreams``, or ``max_stream_seconds`` does).
 """
 
 from __future__ import annotations

@@ -133,3 +133,10 @@ async def test_visible_tools_apply_scope_globs_and_switches(state: AppState) -> 
     switches: ToolSwitches = state.runtime.switches
     await switches.set_enabled(everything.organization_id, "writer", False)
     assert [tool.name for tool in await visible_tools(state, everything)] == ["chatty", "not_json"]
+
+
+async def test_an_invalid_idempotency_key_leaves_no_live_execution_behind(state: AppState) -> None:
+    caller = await principal(state)
+    with pytest.raises(InvalidRequest):
+        await invoke_tool(state, caller, "chatty", {}, idempotency_key="bad\nkey")
+    assert len(state.runtime.live) == 0  # nothing registered for event-stream followers to wait on

@@ -65,6 +65,7 @@ async def test_create_refuses_more_than_the_caller_has(client: httpx.AsyncClient
     headers = {"x-api-key": await keys.key(organization, scopes=["keys:manage", "runtime:read"])}
     response = await client.post("/api/keys", headers=headers, json={"name": "x", "scopes": ["runtime"]})
     assert_error(response, 403, "insufficient_scope", "Not allowed to grant scope: runtime")
+    assert response.headers["www-authenticate"] == 'Bearer error="insufficient_scope"'
     response = await client.post("/api/keys", headers=headers, json={"name": "x", "scopes": ["*"]})
     assert_error(response, 403, "insufficient_scope", "Scope * can only be granted from the CLI")
     response = await client.post("/api/keys", headers=headers, json={"name": "x", "scopes": ["nope"]})
