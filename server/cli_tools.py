@@ -1,0 +1,71 @@
+"""`capgate tools list|enable|disable`: which tools an organization has enabled."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import store
+from server.cli import JsonOption, fail, out, print_rows, run_in_session, tools_app
+from server.settings import Settings
+
+
+def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, Any]]:
+    from server.app import memory_limits
+    from tools.catalog import default_registry
+
+    return [
+        {
+            "name": tool.name,
+            "kind": tool.kind,
+            "read_only": tool.read_only,
+            "enabled": tool.name not in disabled,
+            "description": tool.description,
+        }
+        for tool in default_registry(memory_limits(settings)).all()
+    ]
+
+
+TOOL_COLUMNS = ["name", "kind", "read_only", "enabled", "description"]
+
+
+@tools_app.command("list")
+def tools_list(org: Annotated[str, typer.Option(help="Organization id or name.")], as_json: JsonOption = False) -> None:
+    """List every installed tool and whether the organization has it enabled."""
+    from tools.switches import disabled_tools
+
+    async def operation(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
+        organization = await store.get_organization(session, ref=org)
+        return tool_rows(await disabled_tools(session, organization_id=organization.id), settings)
+
+    print_rows(run_in_session(operation), TOOL_COLUMNS, as_json=as_json)
+
+
+def _switch_tool(name: str, org: str, enabled: bool) -> None:
+    from tools.switches import store_tool_enabled
+
+    async def operation(session: AsyncSession, settings: Settings) -> str:
+        organization = await store.get_organization(session, ref=org)
+        known = {row["name"] for row in tool_rows(frozenset(), settings)}
+        if name not in known:
+            raise fail(f"unknown tool {name!r} (installed: {', '.join(sorted(known))})")
+        await store_tool_enabled(session, organization_id=organization.id, tool_name=name, enabled=enabled)
+        return organization.name
+
+    organization_name = run_in_session(operation)
+    state = "enabled" if enabled else "disabled"
+    out.print(f"{name} is {state} for {organization_name} (running servers notice within seconds).", markup=False)
+
+
+@tools_app.command("enable")
+def tools_enable(name: str, org: Annotated[str, typer.Option(help="Organization id or name.")]) -> None:
+    """Enable a tool for an organization (every tool is enabled until disabled)."""
+    _switch_tool(name, org, True)
+
+
+@tools_app.command("disable")
+def tools_disable(name: str, org: Annotated[str, typer.Option(help="Organization id or name.")]) -> None:
+    """Disable a tool for an organization: it disappears from its listings and answers 404 when called."""
+    _switch_tool(name, org, False)
