@@ -15,7 +15,7 @@ from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
 from auth.keys import generate_key
 from auth.models import ApiKey, Organization
-from auth.store import CreatedKey, _clean_allowed_tools, _clean_name
+from auth.store import CreatedKey, clean_allowed_tools, clean_name
 
 MAX_KEY_LIFETIME = timedelta(days=365)
 UNSET: Any = object()
@@ -38,7 +38,7 @@ async def update_api_key(
 ) -> ApiKey:
     changed: dict[str, Any] = {}
     if changes.name is not UNSET:
-        name = _clean_name(changes.name, "Key")
+        name = clean_name(changes.name, "Key")
         if name != record.name:
             duplicate = select(ApiKey.id).where(
                 ApiKey.organization_id == record.organization_id,
@@ -52,7 +52,7 @@ async def update_api_key(
     if changes.scopes is not UNSET and list(changes.scopes) != list(record.scopes):
         changed["scopes"] = list(changes.scopes)
     if changes.allowed_tools is not UNSET:
-        tools = _clean_allowed_tools(changes.allowed_tools)
+        tools = clean_allowed_tools(changes.allowed_tools)
         if tools != record.allowed_tools:
             changed["allowed_tools"] = tools
     for limit in ("rate_limit_per_second", "daily_quota"):

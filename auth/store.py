@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth.audit import record_audit
 from auth.dbtypes import utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
+from auth.grants import clean_scopes
 from auth.hashing import SecretHasher
 from auth.keys import Mode, generate_key, random_base62
 from auth.models import ApiKey, Organization, User
-from auth.scopes import UnknownScope, normalise_scopes
 
 ROLES = ("owner", "admin", "member")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -25,7 +25,7 @@ MAX_NAME_LENGTH = 200
 MAX_ALLOWED_TOOL_PATTERNS = 100
 
 
-def _clean_name(name: str, what: str) -> str:
+def clean_name(name: str, what: str) -> str:
     cleaned = name.strip()
     if not cleaned:
         raise InvalidRequest(f"{what} name must not be empty")
@@ -35,7 +35,7 @@ def _clean_name(name: str, what: str) -> str:
 
 
 async def create_organization(session: AsyncSession, *, name: str, mode: Mode = "live") -> Organization:
-    name = _clean_name(name, "Organization")
+    name = clean_name(name, "Organization")
     existing = await session.scalar(select(Organization.id).where(Organization.name == name))
     if existing:
         raise Conflict(f"Organization {name!r} already exists", code="duplicate_name")
@@ -100,7 +100,7 @@ class CreatedKey:
         return f"CreatedKey(key_id={self.record.id!r})"
 
 
-def _clean_allowed_tools(patterns: Sequence[str] | None) -> list[str] | None:
+def clean_allowed_tools(patterns: Sequence[str] | None) -> list[str] | None:
     if patterns is None:
         return None
     cleaned = [pattern.strip() for pattern in patterns]
@@ -124,13 +124,8 @@ async def create_api_key(
     created_by: str,
     source: str | None = None,
 ) -> CreatedKey:
-    name = _clean_name(name, "Key")
-    try:
-        clean_scopes = normalise_scopes(scopes)
-    except UnknownScope as exc:
-        raise InvalidRequest(str(exc), details={"scopes": str(exc)}) from exc
-    if not clean_scopes:
-        raise InvalidRequest("A key needs at least one scope")
+    name = clean_name(name, "Key")
+    key_scopes = clean_scopes(scopes)
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidRequest("Expiry must be in the future")
     duplicate = select(ApiKey.id).where(
@@ -144,8 +139,8 @@ async def create_api_key(
         id=generated.key_id,
         organization_id=organization.id,
         name=name,
-        scopes=clean_scopes,
-        allowed_tools=_clean_allowed_tools(allowed_tools),
+        scopes=key_scopes,
+        allowed_tools=clean_allowed_tools(allowed_tools),
         created_by=created_by,
         expires_at=expires_at,
         display_prefix=generated.display_prefix,
@@ -159,7 +154,7 @@ async def create_api_key(
         organization_id=organization.id,
         key_id=record.id,
         source=source,
-        details={"name": name, "scopes": clean_scopes},
+        details={"name": name, "scopes": key_scopes},
     )
     await session.flush()
     return CreatedKey(record=record, secret=generated.raw)
