@@ -19,6 +19,8 @@ from auth.store import CreatedKey, clean_allowed_tools, clean_name
 
 MAX_KEY_LIFETIME = timedelta(days=365)
 UNSET: Any = object()
+# What the key may do; a change of any of them is a new policy revision (the name is not).
+POLICY_FIELDS = frozenset({"scopes", "allowed_tools", "rate_limit_per_second", "daily_quota"})
 
 
 @dataclass(slots=True)
@@ -62,6 +64,8 @@ async def update_api_key(
     if changed:
         for name, value in changed.items():
             setattr(record, name, value)
+        if POLICY_FIELDS.intersection(changed):
+            record.policy_revision += 1
         record.updated_at = now
         record_audit(
             session,
@@ -120,6 +124,7 @@ async def rotate_api_key(
     old_ends = now + overlap
     if record.expires_at is None or record.expires_at > old_ends:
         record.expires_at = old_ends
+        record.policy_revision += 1
     record.updated_at = now
     record_audit(
         session,

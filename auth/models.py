@@ -53,6 +53,9 @@ class ApiKey(SQLModel, table=True):
     )
     rate_limit_per_second: int | None = None
     daily_quota: int | None = None
+    policy_revision: int = Field(
+        default=1, sa_column_kwargs={"server_default": "1"}, description="bumped on every change of what the key may do"
+    )
     display_prefix: str = Field(max_length=12)
     key_hash: str = Field(max_length=255)
 

@@ -20,6 +20,7 @@ class KeyRecord:
     updated_at: datetime
     key_hash: str
     streams_terminated_at: datetime | None = None
+    policy_revision: int = 1
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyRecord:
@@ -34,6 +35,7 @@ class KeyRecord:
             updated_at=row.updated_at,
             key_hash=row.key_hash,
             streams_terminated_at=row.streams_terminated_at,
+            policy_revision=row.policy_revision,
         )
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
+from auth.store import bump_policy_revisions
 from auth.watcher import ChangeFeed, ChangeListener
 from tools.models import ToolSetting
 
@@ -38,6 +39,7 @@ async def store_tool_enabled(session: AsyncSession, *, organization_id: str, too
         index_elements=["organization_id", "tool_name"], set_={"enabled": enabled, "updated_at": values["updated_at"]}
     )
     await session.execute(statement)
+    await bump_policy_revisions(session, organization_id=organization_id, now=values["updated_at"])
 
 
 class ToolSwitches:
