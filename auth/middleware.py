@@ -79,7 +79,9 @@ class AuthMiddleware:
                 presented = extract_api_key(scope["headers"])
                 record = await self.verifier.verify(presented)
             is_stream = is_event_stream_request(scope)
-            request = self.streams.open(record.key_id, is_stream=is_stream, kind=stream_kind(scope) if is_stream else "request")
+            request = self.streams.open(
+                record.key_id, is_stream=is_stream, kind=stream_kind(scope) if is_stream else "request"
+            )
         except CapgateError as error:
             self.verifier.observer.refused(scope, error)
             if self.on_failure is not None:

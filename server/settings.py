@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -120,6 +121,39 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
+    metrics_bind: str | None = Field(
+        default=None,
+        description="host:port of a separate listener serving /metrics without a key (keep it off public networks);"
+        " /metrics on the main port needs a key with scope metrics:read",
+    )
+    metrics_max_organizations: int = Field(
+        default=100, ge=0, description="organization ids used as a metric label before the rest count as 'other'"
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP endpoint for traces (needs `pip install 'capgate[otel]'`); the standard OTEL_*"
+        " variables work too",
+    )
+    otel_service_name: str = Field(default="capgate", description="service.name of exported traces")
+    otel_record_tool_io: bool = Field(
+        default=False, description="put tool arguments and results on trace spans (they may hold personal data)"
+    )
+    decisions_enabled: bool = Field(default=True, description="write a decision record for every authorization")
+    decisions_allowed: Literal["all", "sample", "aggregate"] = Field(
+        default="all",
+        description="allowed decisions: one record each (all), a decisions_sample_rate share (sample), or one"
+        " record per key, route, tool and minute (aggregate); refusals are always recorded",
+    )
+    decisions_sample_rate: float = Field(default=0.1, gt=0, le=1, description="share of allowed decisions kept")
+    decisions_refusals_per_minute: int = Field(
+        default=100,
+        ge=1,
+        description="refusals of one key and reason recorded one by one per minute; the rest"
+        " of that minute become one aggregated record",
+    )
+    decisions_flush_seconds: float = Field(
+        default=1.0, gt=0, description="how often buffered decision records are written"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,8 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
 from server.mcp.sessions import McpSessionDirectory
+from server.observability.decisions import DecisionLog
+from server.observability.metrics import Metrics
 from server.runtime.worker import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
@@ -45,6 +47,8 @@ class AppState:
     last_used: LastUsedTracker
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
+    metrics: Metrics
+    decisions: DecisionLog
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())

@@ -49,7 +49,9 @@ def grant_verdict(
         rule = f"tool needs scope {tool_scope}; key has {', '.join(sorted(key_scopes)) or 'no scope'}"
         return Verdict(False, TOOL_NOT_GRANTED, (rule,))
     if scope_names.is_read_only(key_scopes) and not tool_read_only:
-        return Verdict(False, TOOL_NOT_GRANTED, (f"scope {scope_names.RUNTIME_READ} lacks write: tool is not read-only",))
+        return Verdict(
+            False, TOOL_NOT_GRANTED, (f"scope {scope_names.RUNTIME_READ} lacks write: tool is not read-only",)
+        )
     held = scope_names.WILDCARD if scope_names.WILDCARD in key_scopes else tool_scope
     parts = [f"scope {held} grants {'read-only tools' if scope_names.is_read_only(key_scopes) else 'the tool'}"]
     if allowed_tools is not None:

@@ -253,7 +253,9 @@ KEY_COLUMNS = ["id", "name", "prefix", "scopes", "allowed_tools", "expires_at", 
 def keys_create(
     org: Annotated[str, typer.Option(help="Organization id or name.")],
     name: Annotated[str, typer.Option(help="A name that says who uses the key.")],
-    scope: Annotated[list[str] | None, typer.Option(help="runtime, runtime:read, keys:manage or *.")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="runtime, runtime:read, keys:manage, metrics:read or *.")
+    ] = None,
     allowed_tool: Annotated[list[str] | None, typer.Option(help="Tool-name glob the key is limited to.")] = None,
     expires_in: Annotated[str | None, typer.Option(help="Lifetime such as 90d, 12h or 30m.")] = None,
     as_json: JsonOption = False,

@@ -16,7 +16,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-
 from starlette.types import Scope
 
 from auth.credentials import extract_api_key
@@ -85,7 +84,10 @@ class Metrics(AuthObserver):
             registry=r,
         )
         self.authz_decisions = Counter(
-            "capgate_authz_decisions_total", "Authorization decisions by outcome and reason", ["decision", "reason"], registry=r
+            "capgate_authz_decisions_total",
+            "Authorization decisions by outcome and reason",
+            ["decision", "reason"],
+            registry=r,
         )
         self.rate_limit_decisions = Counter(
             "capgate_rate_limit_decisions_total", "Rate limiter decisions by window", ["decision", "window"], registry=r
@@ -95,10 +97,16 @@ class Metrics(AuthObserver):
             "capgate_argon2_verifications_total", "argon2 secret verifications by result", ["result"], registry=r
         )
         self.argon2_queue = Gauge(
-            "capgate_argon2_queue_depth", "argon2 verifications waiting or running", registry=r, multiprocess_mode="livesum"
+            "capgate_argon2_queue_depth",
+            "argon2 verifications waiting or running",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.key_cache_requests = Counter(
-            "capgate_key_cache_requests_total", "Key cache lookups (record, verified digest)", ["cache", "result"], registry=r
+            "capgate_key_cache_requests_total",
+            "Key cache lookups (record, verified digest)",
+            ["cache", "result"],
+            registry=r,
         )
         self.revocation_propagation = Histogram(
             "capgate_revocation_propagation_seconds",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span
 from starlette.types import Scope
 
 from auth.principal import Principal
+from auth.scopes import granting_scope
 from server.observability.decisions import Decision, DecisionLog
 from server.observability.tracing import Spans
+from tools.access import ALLOWED
 
 if TYPE_CHECKING:
     from server.observability.metrics import Metrics
@@ -89,3 +92,23 @@ def route_template(scope: Scope) -> str:
     return getattr(route, "path", "unmatched")
 
 
+def scope_rule(required: str, key_scopes: Sequence[str]) -> tuple[str | None, str]:
+    """The key scope that admits it to a route needing ``required`` (None: none does), and the rule in words."""
+    held = granting_scope(key_scopes, required)
+    has = held if held is not None else (", ".join(key_scopes) or "no scope")
+    return held, f"route needs scope {required}; key has {has}"
+
+
+def route_decision(scope: Scope, principal: Principal, required: str, *, record_allowed: bool) -> bool:
+    """Whether the key's scopes admit it to the route; records a refusal always, an allow when asked to."""
+    held, rule = scope_rule(required, principal.key_scopes)
+    request = observed(scope)
+    if request is not None and (held is None or record_allowed):
+        request.decide(
+            allowed=held is not None,
+            reason=ALLOWED if held is not None else "insufficient_scope",
+            rule=rule,
+            route=f"{scope['method']} {route_template(scope)}",
+            principal=principal,
+        )
+    return held is not None

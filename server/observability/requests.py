@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+
 from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

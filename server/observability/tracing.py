@@ -37,7 +37,9 @@ def otlp_endpoint(configured: str | None) -> str | None:
     if os.environ.get("OTEL_TRACES_EXPORTER", "").lower() == "none":
         return None
     if configured:
-        return configured.rstrip("/") + "/v1/traces" if not configured.rstrip("/").endswith("/v1/traces") else configured
+        return (
+            configured.rstrip("/") + "/v1/traces" if not configured.rstrip("/").endswith("/v1/traces") else configured
+        )
     return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
