@@ -35,11 +35,13 @@ orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of an organization.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tools_app = typer.Typer(help="Tools, and which an organization has enabled.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log, and `audit decisions` for authorization decisions.")
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tools_app, name="tools")
+app.add_typer(audit_app, name="audit")
 app.command("config")(config)
 
 out = Console(highlight=False, soft_wrap=True, width=shutil.get_terminal_size((160, 24)).columns)
@@ -111,6 +113,7 @@ def key_row(key: ApiKey) -> dict[str, Any]:
         "expires_at": iso(key.expires_at),
         "revoked_at": iso(key.revoked_at),
         "last_used_at": iso(key.last_used_at),
+        "policy_revision": key.policy_revision,
     }
 
 
@@ -146,12 +149,14 @@ def init() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: CAPGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: CAPGATE_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes; metrics are summed over them.")] = 1,
 ) -> None:
     """Migrate the database and serve the API and MCP endpoint."""
     import uvicorn
 
     from server.app import create_app
     from server.logging_setup import configure_logging
+    from server.observability.workers import prepare_workers
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
@@ -165,8 +170,12 @@ def serve(
 
     asyncio.run(migrate())
     configure_logging(settings.log_level)
+    if workers > 1:
+        prepare_workers(settings)  # before any worker starts: they share one metrics directory
     uvicorn.run(
-        create_app(settings),
+        create_app(settings) if workers == 1 else "server.app:create_app",
+        factory=workers > 1,
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -348,5 +357,6 @@ def main() -> None:
 
 
 # Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.
+import server.cli.decisions  # noqa: E402, F401
 import server.cli.lifecycle  # noqa: E402, F401
 import server.cli.tools  # noqa: E402, F401

@@ -10,6 +10,8 @@ from starlette.routing import Route
 
 from server.openapi.keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
 from server.openapi.keys import SCHEMAS as KEY_SCHEMAS
+from server.openapi.observability import SCHEMAS as OBSERVABILITY_SCHEMAS
+from server.openapi.observability import observability_paths
 from server.openapi.schemas import SCHEMAS
 from server.routes.routing import public_route
 
@@ -172,6 +174,7 @@ def build_document() -> dict[str, Any]:
                 )
             },
             **key_paths(),
+            **observability_paths(),
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": _json(STATUS_SCHEMA, "up")}}},
             "/readyz": {
                 "get": {
@@ -181,7 +184,7 @@ def build_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {**SCHEMAS, **KEY_SCHEMAS},
+            "schemas": {**SCHEMAS, **KEY_SCHEMAS, **OBSERVABILITY_SCHEMAS},
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},

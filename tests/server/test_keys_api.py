@@ -70,7 +70,10 @@ async def test_create_refuses_more_than_the_caller_has(client: httpx.AsyncClient
     assert_error(response, 403, "insufficient_scope", "Scope * can only be granted from the CLI")
     response = await client.post("/api/keys", headers=headers, json={"name": "x", "scopes": ["nope"]})
     assert_error(
-        response, 400, "invalid_request", "Unknown scope: 'nope' (known: runtime, runtime:read, keys:manage, metrics:read, *)"
+        response,
+        400,
+        "invalid_request",
+        "Unknown scope: 'nope' (known: runtime, runtime:read, keys:manage, metrics:read, *)",
     )
 
 
