@@ -23,7 +23,7 @@ from auth.errors import CapgateError
 from auth.keys import parse_key
 from auth.observer import AuthObserver
 from server.observability.labels import BoundedLabel
-from server.observability.observed import observed
+from server.observability.observed import observed, route_template
 from server.observability.tracing import Spans
 
 # OpenTelemetry MCP semantic conventions, mcp.server.operation.duration.
@@ -178,7 +178,7 @@ class Metrics(AuthObserver):
             allowed=False,
             reason=error.code,
             rule=error.rule or REFUSAL_RULES.get(error.code, error.message),
-            route=scope["path"],
+            route=f"{scope['method']} {route_template(scope)}",
             key_id=key_id,
             organization_id=organization_id,
             policy_revision=revision,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span
+from starlette.routing import Match
 from starlette.types import Scope
 
 from auth.principal import Principal
@@ -88,7 +89,11 @@ def observed(scope: Scope) -> ObservedRequest | None:
 
 
 def route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded, unlike the path); for a request refused before routing,
+    the template it would have matched; ``unmatched`` when none does."""
     route = scope.get("route")
+    if route is None and "app" in scope:
+        route = next((r for r in scope["app"].routes if r.matches(scope)[0] != Match.NONE), None)
     return getattr(route, "path", "unmatched")
 
 
