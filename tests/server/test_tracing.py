@@ -57,7 +57,9 @@ def spans_named(prefix: str) -> list[ReadableSpan]:
 
 def children_of(parent: ReadableSpan) -> list[ReadableSpan]:
     parent_id = parent.context.span_id
-    return [span for span in EXPORTER.get_finished_spans() if span.parent is not None and span.parent.span_id == parent_id]
+    return [
+        span for span in EXPORTER.get_finished_spans() if span.parent is not None and span.parent.span_id == parent_id
+    ]
 
 
 async def test_tools_call_with_traceparent_in_meta_is_a_child_server_span(app: Starlette, keys: KeyFactory) -> None:
