@@ -55,7 +55,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             portal.call(client.aclose)
 
 
-async def call_and_explain(served: Served, key_spec: dict[str, Any], tool: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
+async def call_and_explain(
+    served: Served, key_spec: dict[str, Any], tool: str
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
     keys, state = served.keys, served.state
     org = await keys.organization()
     manager = await keys.key(org, scopes=["keys:manage", "runtime"])
@@ -66,7 +68,9 @@ async def call_and_explain(served: Served, key_spec: dict[str, Any], tool: str) 
         await state.runtime.switches.set_enabled(org.id, name, False)
     await state.watcher.poll_once()  # the switches bumped the key's policy revision; apply it as every replica does
     response = await invoke(served.client, key, tool, {"path": "/"})
-    explained = await served.client.get(f"/api/keys/{key_id_of(key)}/explain", params={"tool": tool}, headers=headers(manager))
+    explained = await served.client.get(
+        f"/api/keys/{key_id_of(key)}/explain", params={"tool": tool}, headers=headers(manager)
+    )
     assert explained.status_code == 200, explained.text
     await state.decisions.flush(state.sessions, state.runtime.committer.submit)
     recorded = await served.client.get(
