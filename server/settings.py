@@ -121,6 +121,7 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
+    metrics_enabled: bool = Field(default=True, description="count requests, decisions and the rest for /metrics")
     metrics_bind: str | None = Field(
         default=None,
         description="host:port of a separate listener serving /metrics without a key (keep it off public networks);"

@@ -79,7 +79,11 @@ def build_rate_limiter(
 
 def build_observability(settings: Settings, clock: Callable[[], float]) -> tuple[Metrics, DecisionLog]:
     tracing = configure_tracing(otlp_endpoint(settings.otel_exporter_otlp_endpoint), settings.otel_service_name)
-    metrics = Metrics(max_organizations=settings.metrics_max_organizations, spans=Spans(enabled=tracing))
+    metrics = Metrics(
+        max_organizations=settings.metrics_max_organizations,
+        spans=Spans(enabled=tracing),
+        enabled=settings.metrics_enabled,
+    )
     decisions = DecisionLog(
         enabled=settings.decisions_enabled,
         allowed_mode=settings.decisions_allowed,

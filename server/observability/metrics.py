@@ -53,8 +53,34 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
+RECORDING_METHODS = (
+    "argon2_verified",
+    "argon2_waiting",
+    "key_cache",
+    "rate_limit",
+    "redis_error",
+    "stream_opened",
+    "stream_closed",
+    "mcp_operation_done",
+    "http_request_done",
+    "organization_request",
+    "authz_decision",
+    "tool_executed",
+    "key_change_applied",
+    "integration_health",
+    "breaker_state",
+)
+
+
+def _ignore(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
 class Metrics(AuthObserver):
-    def __init__(self, *, max_organizations: int = 100, spans: Spans | None = None) -> None:
+    def __init__(self, *, max_organizations: int = 100, spans: Spans | None = None, enabled: bool = True) -> None:
+        if not enabled:  # metrics_enabled=false: every recording call is a no-op, /metrics stays empty
+            for name in RECORDING_METHODS:
+                setattr(self, name, _ignore)
         self.registry = CollectorRegistry()
         self.spans = spans or Spans(enabled=False)
         self.organization_label = BoundedLabel(max_organizations)
