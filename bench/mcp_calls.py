@@ -98,8 +98,8 @@ def start_capgate(data_dir: Path, name: str = "capgate", extra_env: dict[str, st
         "CAPGATE_DATA_DIR": str(data_dir),
         "CAPGATE_PORT": str(port),
     }
-    for name in ("CAPGATE_REDIS_URL", "CAPGATE_DATABASE_URL", "CAPGATE_LOG_LEVEL"):
-        env.pop(name, None)
+    for variable in ("CAPGATE_REDIS_URL", "CAPGATE_DATABASE_URL", "CAPGATE_LOG_LEVEL"):
+        env.pop(variable, None)
     subprocess.run([CAPGATE, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([CAPGATE, "orgs", "create", "bench"], env=env, check=True, capture_output=True)
     created = subprocess.run(

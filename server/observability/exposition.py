@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,12 +21,6 @@ async def metrics_endpoint(request: Request) -> Response:
 def split_bind(bind: str) -> tuple[str, int]:
     host, _, port = bind.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def all_workers_registry() -> CollectorRegistry:
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)
-    return registry
 
 
 @contextmanager

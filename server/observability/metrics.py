@@ -76,6 +76,12 @@ def _ignore(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
+def all_workers_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 class Metrics(AuthObserver):
     def __init__(self, *, max_organizations: int = 100, spans: Spans | None = None, enabled: bool = True) -> None:
         if not enabled:  # metrics_enabled=false: every recording call is a no-op, /metrics stays empty
@@ -248,8 +254,4 @@ class Metrics(AuthObserver):
 
     def exposition(self) -> bytes:
         """The Prometheus text format; with ``PROMETHEUS_MULTIPROC_DIR`` set, summed over every worker."""
-        if multiprocess_dir() is None:
-            return generate_latest(self.registry)
-        combined = CollectorRegistry()
-        MultiProcessCollector(combined)
-        return generate_latest(combined)
+        return generate_latest(self.registry if multiprocess_dir() is None else all_workers_registry())

@@ -13,8 +13,8 @@ import shutil
 
 from prometheus_client import start_http_server
 
-from server.observability.exposition import all_workers_registry, split_bind
-from server.observability.metrics import MULTIPROC_ENV
+from server.observability.exposition import split_bind
+from server.observability.metrics import MULTIPROC_ENV, all_workers_registry
 from server.settings import Settings
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import update
+from sqlmodel import col
 
 from auth.dbtypes import utcnow
 from auth.models import ApiKey
@@ -60,7 +61,9 @@ async def env(tmp_path: Path, database_url: str) -> AsyncIterator[Env]:
 
 async def set_per_second_limit(state: AppState, key: str, limit: int) -> None:
     async with state.sessions.begin() as session:
-        await session.execute(update(ApiKey).where(ApiKey.id == key_id_of(key)).values(rate_limit_per_second=limit))
+        await session.execute(
+            update(ApiKey).where(col(ApiKey.id) == key_id_of(key)).values(rate_limit_per_second=limit)
+        )
 
 
 async def test_each_refusal_kind_and_the_allowed_call_name_rule_and_revision(env: Env) -> None:

@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from sqlalchemy import update
+from sqlmodel import col
 
 from auth.models import ApiKey
 from server.app import create_app
@@ -99,7 +100,9 @@ async def test_a_scripted_mix_moves_each_counter_by_the_right_amount(env: Env) -
     revokee, streamer = await keys.key(org), await keys.key(org)
     keys_only = await keys.key(org, scopes=["keys:manage"])
     async with env.state.sessions.begin() as session:
-        await session.execute(update(ApiKey).where(ApiKey.id == key_id_of(limited)).values(rate_limit_per_second=2))
+        await session.execute(
+            update(ApiKey).where(col(ApiKey.id) == key_id_of(limited)).values(rate_limit_per_second=2)
+        )
     _, before = await env.scrape()
 
     for n in range(3):
