@@ -195,3 +195,21 @@ async def test_a_scripted_mix_moves_each_counter_by_the_right_amount(env: Env) -
 
 async def _started() -> bool:
     return bool(STARTED)
+
+
+def test_the_grafana_dashboard_queries_only_metrics_capgate_exports() -> None:
+    import json
+
+    from server.observability.metrics import Metrics
+
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json").read_text())
+    exported = {metric.name for metric in Metrics().registry.collect()}
+    queried = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b((?:capgate|mcp_server|http_server)_[a-z_]+)\b", target["expr"])
+    }
+    titles = {panel["title"] for panel in dashboard["panels"]}
+    assert {"Refusals by reason", "Revocation propagation p50 / p99", "Open streams"} <= titles
+    assert queried and queried <= {re.sub(r"_total$", "", name) for name in exported}, queried - exported
