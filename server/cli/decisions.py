@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +12,7 @@ from auth import store
 from auth.dbtypes import utcnow
 from server.cli.main import JsonOption, audit_app, fail, iso, keys_app, out, print_rows, run_in_session
 from server.observability.explain import Explanation, explain_tool
-from server.observability.queries import list_decisions
+from server.observability.queries import aware_time, list_decisions
 from server.settings import Settings
 
 DECISION_COLUMNS = ["id", "time", "organization_id", "key_id", "route", "tool", "outcome", "reason", "rule", "revision"]
@@ -22,10 +22,9 @@ def parse_time(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text)
+        return aware_time(text)
     except ValueError:
         raise fail(f"invalid time {text!r}: use ISO 8601, e.g. 2026-12-01T14:00:00Z") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @audit_app.command("decisions")

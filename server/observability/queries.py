@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from server.observability.models import AuthzDecision
+
+
+def aware_time(text: str) -> datetime:
+    """An ISO 8601 time of a filter; one without a zone is UTC. Raises ValueError."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def list_decisions(

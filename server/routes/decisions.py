@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -12,7 +12,7 @@ from auth import store
 from auth.errors import InvalidRequest
 from server.observability.explain import explain_tool
 from server.observability.models import AuthzDecision
-from server.observability.queries import list_decisions
+from server.observability.queries import aware_time, list_decisions
 from server.routes.audit import MAX_LIMIT, positive_int
 from server.routes.runtime_wire import iso
 from server.state import app_state
@@ -42,13 +42,10 @@ def _time(request: Request, name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw)
+        return aware_time(raw)
     except ValueError:
-        value = None
-    if value is None:
         message = f"{name} must be an ISO 8601 time"
-        raise InvalidRequest(message, details={name: message})
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        raise InvalidRequest(message, details={name: message}) from None
 
 
 async def list_decisions_route(request: Request) -> JSONResponse:

@@ -214,3 +214,21 @@ async def test_a_refusal_flood_is_kept_as_single_records_then_one_count_per_minu
         assert sum(r["count"] for r in rows if r["outcome"] == "refused") == 10
         aggregated = next(r for r in rows if r["count"] == 7)
         assert aggregated["reason"] == "tool_not_granted" and "aggregated: 7 in this minute" in aggregated["rule"]
+
+
+async def test_the_request_log_line_carries_trace_ids_decision_reason_and_revision(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    async for env in start(tmp_path, sqlite_url):
+        key = await env.keys.key(await env.keys.organization(), scopes=["runtime:read"])
+        with caplog.at_level("INFO", logger="capgate.request"):
+            traced = headers(key, traceparent=f"00-{trace_id}-{parent}-01")
+            response = await env.client.post("/api/runtime/tools/memory_write", json={"input": WRITE}, headers=traced)
+        assert response.status_code == 404
+        [line] = [record for record in caplog.records if record.name == "capgate.request"]
+        logged = line.__dict__
+        assert logged["decision_reason"] == "tool_not_granted" and logged["policy_revision"] == 1
+        assert logged["trace_id"] == trace_id and logged["span_id"]
+        assert logged["request_id"] == response.headers["x-request-id"]
+        assert key not in str(logged) and key[20:] not in caplog.text

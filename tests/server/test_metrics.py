@@ -213,3 +213,19 @@ def test_the_grafana_dashboard_queries_only_metrics_capgate_exports() -> None:
     titles = {panel["title"] for panel in dashboard["panels"]}
     assert {"Refusals by reason", "Revocation propagation p50 / p99", "Open streams"} <= titles
     assert queried and queried <= {re.sub(r"_total$", "", name) for name in exported}, queried - exported
+
+
+async def test_metrics_bind_serves_the_metrics_without_a_key(tmp_path: Path) -> None:
+    from tests.e2e.harness import free_port
+
+    port = free_port()
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", metrics_bind=f"127.0.0.1:{port}")
+    await migrate(settings.resolved_database_url)
+    app = create_app(settings)
+    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as local:
+        assert (await local.get("http://capgate.test/capabilities")).status_code == 401
+        async with httpx.AsyncClient() as http:
+            scraped = await http.get(f"http://127.0.0.1:{port}/metrics")
+        assert scraped.status_code == 200
+        assert 'capgate_authz_decisions_total{decision="refused",reason="missing_api_key"} 1.0' in scraped.text
+        assert (await local.get("http://capgate.test/metrics")).status_code == 401  # the main port still wants a key
