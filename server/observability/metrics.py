@@ -31,6 +31,7 @@ MCP_DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 12
 # OpenTelemetry HTTP semantic conventions, http.server.request.duration.
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 PROPAGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BREAKER_STATES = ("closed", "open", "half_open")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REFUSAL_RULES = {
@@ -94,6 +95,7 @@ class Metrics(AuthObserver):
         self.method_label = BoundedLabel(64)
         self.integration_label = BoundedLabel(200)
         self._propagated: OrderedDict[str, datetime] = OrderedDict()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # bounded: every label value is capped
         r = self.registry
         self.mcp_operation = Histogram(
             "mcp_server_operation_duration_seconds",
@@ -168,6 +170,14 @@ class Metrics(AuthObserver):
             multiprocess_mode="mostrecent",
         )
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: the hot path skips the client's label validation."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # auth's observer -----------------------------------------------------------------------------
     def argon2_verified(self, ok: bool) -> None:
         self.argon2_verifications.labels("ok" if ok else "mismatch").inc()
@@ -176,10 +186,10 @@ class Metrics(AuthObserver):
         self.argon2_queue.inc(delta)
 
     def key_cache(self, cache: str, hit: bool) -> None:
-        self.key_cache_requests.labels(cache, "hit" if hit else "miss").inc()
+        self._child(self.key_cache_requests, cache, "hit" if hit else "miss").inc()
 
     def rate_limit(self, decision: str, window: str) -> None:
-        self.rate_limit_decisions.labels(decision, window).inc()
+        self._child(self.rate_limit_decisions, decision, window).inc()
 
     def redis_error(self, op: str) -> None:
         self.redis_errors.labels(op).inc()
@@ -218,19 +228,20 @@ class Metrics(AuthObserver):
 
     # the server's -------------------------------------------------------------------------------
     def mcp_operation_done(self, method: str, tool: str | None, error_type: str, seconds: float) -> None:
-        self.mcp_operation.labels(self.method_label(method), tool or "", error_type).observe(seconds)
+        self._child(self.mcp_operation, self.method_label(method), tool or "", error_type).observe(seconds)
 
     def http_request_done(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_request.labels(route, method, str(status)).observe(seconds)
+        method = method if method in HTTP_METHODS else "_OTHER"  # as the OpenTelemetry HTTP conventions say
+        self._child(self.http_request, route, method, str(status)).observe(seconds)
 
     def organization_request(self, organization_id: str) -> None:
-        self.organization_requests.labels(self.organization_label(organization_id)).inc()
+        self._child(self.organization_requests, self.organization_label(organization_id)).inc()
 
     def authz_decision(self, allowed: bool, reason: str, count: int = 1) -> None:
-        self.authz_decisions.labels("allowed" if allowed else "refused", reason).inc(count)
+        self._child(self.authz_decisions, "allowed" if allowed else "refused", reason).inc(count)
 
     def tool_executed(self, tool: str, status: str) -> None:
-        self.tool_executions.labels(self.tool_label(tool), status).inc()
+        self._child(self.tool_executions, self.tool_label(tool), status).inc()
 
     def key_change_applied(self, key_id: str, changed_at: datetime, *, now: float | None = None) -> None:
         """A revocation (or other grant change) took effect here; each change is measured once per process."""

@@ -229,3 +229,14 @@ async def test_metrics_bind_serves_the_metrics_without_a_key(tmp_path: Path) -> 
         assert scraped.status_code == 200
         assert 'capgate_authz_decisions_total{decision="refused",reason="missing_api_key"} 1.0' in scraped.text
         assert (await local.get("http://capgate.test/metrics")).status_code == 401  # the main port still wants a key
+
+
+async def test_client_chosen_methods_and_tool_names_do_not_grow_the_label_sets(env: Env) -> None:
+    key = await env.keys.key(await env.keys.organization())
+    for n in range(5):
+        await env.client.request(f"BREW{n}", "/capabilities", headers=headers(key))
+        await mcp_call(env.app, key, "tools/call", {"name": f"invented_{n}", "arguments": {}})
+    text, samples = await env.scrape()
+    methods = {dict(labels).get("method") for (name, labels) in samples if name.startswith("http_server_request")}
+    assert "_OTHER" in methods and not any(m and m.startswith("BREW") for m in methods)
+    assert "invented_" not in text
