@@ -165,7 +165,7 @@ def serve(
     import uvicorn
 
     from server.app import create_app
-    from server.logging_setup import configure_logging
+    from server.logging_setup import configure_logging, logging_config
     from server.observability.workers import prepare_workers
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -187,9 +187,11 @@ def serve(
         create_app(settings) if workers == 1 else "server.app:create_app",
         factory=workers > 1,
         workers=workers,
+        # A worker imports the whole app before its first health check answer: give a busy machine time.
+        timeout_worker_healthcheck=30,
         host=settings.host,
         port=settings.port,
-        log_config=None,
+        log_config=None if workers == 1 else logging_config(settings.log_level),
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=5,

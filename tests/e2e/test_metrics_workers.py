@@ -64,6 +64,7 @@ def test_two_workers_are_scraped_as_one(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"x-api-key": agent["key"]}).status_code == 403
         assert agent["id"] not in keyless and scraper["id"] not in keyless
         assert len(list((tmp_path / "metrics").glob("*.db"))) >= 2  # one file set per worker
+        assert '"logger": "capgate.request"' in (tmp_path / "server.log").read_text()  # workers log JSON too
     finally:
         server.terminate()
         server.wait(timeout=20)
