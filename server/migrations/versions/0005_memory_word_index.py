@@ -1,0 +1,108 @@
+"""memory: one word index for both databases (memory_terms), replacing FTS5 and tsvector
+
+Revision ID: 0005_memory_word_index
+Revises: 0004
+
+Search statistics come from the organization's own rows of ``memory_terms``, so nothing another
+organization writes changes a search answer (the shared FTS5 index leaked bm25 statistics).
+Existing documents are indexed here with the same word rules the store uses.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+from tools.memory.text import document_words
+
+revision: str = "0005_memory_word_index"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SQLITE_FTS_DROP = [
+    "DROP TRIGGER IF EXISTS memory_fts_ai",
+    "DROP TRIGGER IF EXISTS memory_fts_ad",
+    "DROP TRIGGER IF EXISTS memory_fts_au",
+    "DROP TABLE IF EXISTS memory_fts",
+]
+POSTGRES_FTS_DROP = [
+    "DROP INDEX IF EXISTS ix_memory_documents_search",
+    "ALTER TABLE memory_documents DROP COLUMN IF EXISTS search",
+]
+
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in SQLITE_FTS_DROP if dialect == "sqlite" else POSTGRES_FTS_DROP if dialect == "postgresql" else []:
+        op.execute(statement)
+    with op.batch_alter_table("memory_documents", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("word_count", sa.Integer(), nullable=False, server_default="0"))
+    terms = op.create_table(
+        "memory_terms",
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("word", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("organization_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("occurrences", sa.Integer(), nullable=False),
+        sa.Column("word_count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["document_id"], ["memory_documents.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"]),
+        sa.PrimaryKeyConstraint("document_id", "word"),
+    )
+    op.create_index("ix_memory_terms_org_word", "memory_terms", ["organization_id", "word"], unique=False)
+    index_existing_documents(terms)
+
+
+def index_existing_documents(terms: sa.Table) -> None:
+    bind = op.get_bind()
+    documents = sa.table(
+        "memory_documents",
+        sa.column("id", sa.Integer()),
+        sa.column("organization_id", sa.String()),
+        sa.column("path", sa.String()),
+        sa.column("content", sa.Text()),
+        sa.column("word_count", sa.Integer()),
+    )
+    query = sa.select(documents.c.id, documents.c.organization_id, documents.c.path, documents.c.content)
+    for document_id, organization_id, path, content in bind.execute(query).all():
+        counts, length = document_words(path, content)
+        rows = [
+            {"document_id": document_id, "word": word, "organization_id": organization_id}
+            | {"occurrences": occurrences, "word_count": length}
+            for word, occurrences in counts.items()
+        ]
+        if rows:
+            op.bulk_insert(terms, rows)
+        bind.execute(documents.update().where(documents.c.id == document_id).values(word_count=length))
+
+
+def downgrade() -> None:
+    op.drop_index("ix_memory_terms_org_word", table_name="memory_terms")
+    op.drop_table("memory_terms")
+    with op.batch_alter_table("memory_documents", schema=None) as batch_op:
+        batch_op.drop_column("word_count")
+    dialect = op.get_bind().dialect.name
+    for statement in (
+        SQLITE_FTS_CREATE if dialect == "sqlite" else POSTGRES_FTS_CREATE if dialect == "postgresql" else []
+    ):
+        op.execute(statement)
+
+
+SQLITE_FTS_CREATE = [  # as 0002 made them, then rebuilt from the documents
+    "CREATE VIRTUAL TABLE memory_fts USING fts5(path, content, content='memory_documents', content_rowid='id',"
+    " tokenize='unicode61')",
+    "CREATE TRIGGER memory_fts_ai AFTER INSERT ON memory_documents BEGIN"
+    " INSERT INTO memory_fts(rowid, path, content) VALUES (new.id, new.path, new.content); END",
+    "CREATE TRIGGER memory_fts_ad AFTER DELETE ON memory_documents BEGIN"
+    " INSERT INTO memory_fts(memory_fts, rowid, path, content) VALUES ('delete', old.id, old.path, old.content); END",
+    "CREATE TRIGGER memory_fts_au AFTER UPDATE ON memory_documents BEGIN"
+    " INSERT INTO memory_fts(memory_fts, rowid, path, content) VALUES ('delete', old.id, old.path, old.content);"
+    " INSERT INTO memory_fts(rowid, path, content) VALUES (new.id, new.path, new.content); END",
+    "INSERT INTO memory_fts(memory_fts) VALUES ('rebuild')",
+]
+POSTGRES_FTS_CREATE = [
+    "ALTER TABLE memory_documents ADD COLUMN search tsvector GENERATED ALWAYS AS"
+    " (to_tsvector('simple', path || ' ' || content)) STORED",
+    "CREATE INDEX ix_memory_documents_search ON memory_documents USING GIN (search)",
+]
