@@ -15,9 +15,10 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from server.app import create_app, memory_limits
+from server.app import create_app
 from server.settings import Settings
 from server.state import AppState
+from server.wiring import memory_limits
 from tests.conftest import migrate
 from tests.helpers import KeyFactory, make_settings
 from tests.runtime_helpers import headers, invoke
