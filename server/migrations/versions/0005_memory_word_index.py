@@ -8,7 +8,10 @@ organization writes changes a search answer (the shared FTS5 index leaked bm25 s
 Existing documents are indexed here with the same word rules the store uses.
 """
 
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 import sqlalchemy as sa
 import sqlmodel
@@ -82,27 +85,15 @@ def downgrade() -> None:
     op.drop_table("memory_terms")
     with op.batch_alter_table("memory_documents", schema=None) as batch_op:
         batch_op.drop_column("word_count")
-    dialect = op.get_bind().dialect.name
-    for statement in (
-        SQLITE_FTS_CREATE if dialect == "sqlite" else POSTGRES_FTS_CREATE if dialect == "postgresql" else []
-    ):
-        op.execute(statement)
+    _load_revision("0002_runtime.py").create_full_text_index()  # as 0002 made it, then filled
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("INSERT INTO memory_fts(memory_fts) VALUES ('rebuild')")
 
 
-SQLITE_FTS_CREATE = [  # as 0002 made them, then rebuilt from the documents
-    "CREATE VIRTUAL TABLE memory_fts USING fts5(path, content, content='memory_documents', content_rowid='id',"
-    " tokenize='unicode61')",
-    "CREATE TRIGGER memory_fts_ai AFTER INSERT ON memory_documents BEGIN"
-    " INSERT INTO memory_fts(rowid, path, content) VALUES (new.id, new.path, new.content); END",
-    "CREATE TRIGGER memory_fts_ad AFTER DELETE ON memory_documents BEGIN"
-    " INSERT INTO memory_fts(memory_fts, rowid, path, content) VALUES ('delete', old.id, old.path, old.content); END",
-    "CREATE TRIGGER memory_fts_au AFTER UPDATE ON memory_documents BEGIN"
-    " INSERT INTO memory_fts(memory_fts, rowid, path, content) VALUES ('delete', old.id, old.path, old.content);"
-    " INSERT INTO memory_fts(rowid, path, content) VALUES (new.id, new.path, new.content); END",
-    "INSERT INTO memory_fts(memory_fts) VALUES ('rebuild')",
-]
-POSTGRES_FTS_CREATE = [
-    "ALTER TABLE memory_documents ADD COLUMN search tsvector GENERATED ALWAYS AS"
-    " (to_tsvector('simple', path || ' ' || content)) STORED",
-    "CREATE INDEX ix_memory_documents_search ON memory_documents USING GIN (search)",
-]
+def _load_revision(filename: str) -> ModuleType:
+    path = Path(__file__).with_name(filename)
+    spec = importlib.util.spec_from_file_location(f"capgate_revision_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
