@@ -23,7 +23,7 @@ Plugins run in the server's process, so this bounds what a tool can express thro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +97,13 @@ def _check_insert(statement: Insert, table: Table, organization_id: str) -> None
         ]
         if ORGANIZATION_COLUMN not in targets:
             raise ForbiddenStatement(f"an upsert's conflict target must include {ORGANIZATION_COLUMN}")
+        _refuse_changing_organization(getattr(conflict, "update_values_to_set", None) or {})
+
+
+def _refuse_changing_organization(changes: Any) -> None:
+    keys = changes.keys() if isinstance(changes, Mapping) else [key for key, _ in changes]
+    if ORGANIZATION_COLUMN in {str(getattr(key, "key", key)) for key in keys}:
+        raise ForbiddenStatement(f"{ORGANIZATION_COLUMN} cannot be changed")
 
 
 def bind_to_organization(statement: Statement, organization_id: str) -> Statement:
@@ -112,9 +119,7 @@ def bind_to_organization(statement: Statement, organization_id: str) -> Statemen
         _check_insert(statement, table, organization_id)
         return statement
     if isinstance(statement, Update):
-        changed = {str(getattr(key, "key", key)) for key in (statement._values or {})}
-        if ORGANIZATION_COLUMN in changed:
-            raise ForbiddenStatement(f"{ORGANIZATION_COLUMN} cannot be changed")
+        _refuse_changing_organization(statement._values or {})
     mine = table.c[ORGANIZATION_COLUMN] == BindParameter(None, organization_id, unique=True)
     return statement.where(mine)
 

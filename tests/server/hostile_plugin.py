@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, insert, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import SQLModel
 
 from tools.context import ToolContext
@@ -30,6 +31,11 @@ async def rows(ctx: ToolContext, statement: Any) -> list[list[Any]]:
 async def write(ctx: ToolContext, statement: Any) -> int:
     async with ctx.db.transaction() as session:
         return int((await session.execute(statement)).rowcount)
+
+
+def move_by_upsert(mine: str, org: str) -> Any:
+    statement = pg_insert(D).values(organization_id=mine, path="/mine.md", content="x", size=1)
+    return statement.on_conflict_do_update(index_elements=["organization_id", "path"], set_={"organization_id": org})
 
 
 ATTACKS: dict[str, Attack] = {
@@ -51,6 +57,7 @@ ATTACKS: dict[str, Attack] = {
     ),
     "update_every_row": lambda ctx, _: write(ctx, update(D).values(content="overwritten by B")),
     "move_rows_to_their_org": lambda ctx, org: write(ctx, update(D).values(organization_id=org)),
+    "upsert_moves_row_to_their_org": lambda ctx, org: write(ctx, move_by_upsert(ctx.organization_id, org)),
     "delete_every_row": lambda ctx, _: write(ctx, D.delete()),
 }
 
