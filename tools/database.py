@@ -4,14 +4,15 @@ A tool builds ordinary SQLAlchemy statements (``select``, ``insert``, ``update``
 the dialects' upserts) and runs them through an ``OrganizationSession``, which first checks
 that the statement can only touch the organization's rows and then binds it to them:
 
-- a statement reads or writes exactly one table, which has an ``organization_id`` column and
-  whose model opted in (``TOOL_TABLE`` in its table info; the server's own tables never do);
-  no joins, aliases, subqueries, CTEs or unions;
-- no raw SQL anywhere (``text()``, literal columns other than ``*``, prefixes, suffixes, hints)
+- a statement reads or writes exactly one table: a SQLModel table with an ``organization_id``
+  column whose model opted in (``TOOL_TABLE`` in its table info; the server's own tables never
+  do); no joins, aliases, subqueries, CTEs or unions, no columns of anything else;
+- no raw SQL anywhere (``text()``, literal columns other than ``*``, prefixes, suffixes, hints,
+  custom operators, collations, names that are not plain identifiers)
   and only functions from a small list (aggregates and string helpers), so nothing can change
   the session, read a setting or call into another table;
 - ``SELECT``, ``UPDATE`` and ``DELETE`` gain ``WHERE organization_id = <the organization>``;
-  an ``UPDATE`` may not change ``organization_id``;
+  an ``UPDATE`` or upsert may not change ``organization_id``;
 - an ``INSERT`` must give ``organization_id`` = the organization for every row, may not insert
   from a select, and an upsert's conflict target must include ``organization_id`` (so the row it
   updates is the organization's own).
@@ -23,6 +24,7 @@ Plugins run in the server's process, so this bounds what a tool can express thro
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,10 +33,11 @@ from typing import Any
 from sqlalchemy import Delete, Insert, Select, Table, Update, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter, ColumnClause, TextClause
+from sqlalchemy.sql.elements import BindParameter, CollationClause, ColumnClause, TextClause
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.operators import custom_op
 from sqlalchemy.sql.selectable import Alias, FromClause, ScalarSelect, SelectBase
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from auth.models import Organization
 
@@ -42,6 +45,7 @@ ORGANIZATION_COLUMN = "organization_id"
 ALLOWED_FUNCTIONS = frozenset(
     {"count", "sum", "min", "max", "avg", "coalesce", "length", "lower", "upper", "substr", "abs", "now"}
 )
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A table is open to tools only when its model opts in: ``__table_args__ = ({"info": TOOL_TABLE},)``.
 TOOL_TABLE = {"capgate_tool_data": True}
 Statement = Any  # a Select, Insert, Update or Delete, checked at run time
@@ -49,6 +53,23 @@ Statement = Any  # a Select, Insert, Update or Delete, checked at run time
 
 class ForbiddenStatement(PermissionError):
     """A statement that could reach beyond the organization's rows; nothing was executed."""
+
+
+def _is_identifier(name: object) -> bool:
+    return isinstance(name, str) and _IDENTIFIER.fullmatch(name) is not None
+
+
+def _is_open_to_tools(table: Table) -> bool:
+    """An opted-in table of the models' metadata (not a look-alike ``Table`` built to pass as one),
+    with plain identifiers for names (a ``quoted_name(..., quote=False)`` would be pasted into SQL)."""
+    return (
+        SQLModel.metadata.tables.get(table.key) is table
+        and table.schema is None
+        and bool(table.info.get("capgate_tool_data"))
+        and ORGANIZATION_COLUMN in table.c
+        and _is_identifier(table.name)
+        and all(_is_identifier(column.name) for column in table.c)
+    )
 
 
 def _table_of(statement: Statement) -> Table:
@@ -59,7 +80,7 @@ def _table_of(statement: Statement) -> Table:
         target = froms[0] if len(froms) == 1 else None
     if not isinstance(target, Table):
         raise ForbiddenStatement("a statement must use exactly one table (no joins, aliases or subqueries)")
-    if not target.info.get("capgate_tool_data") or ORGANIZATION_COLUMN not in target.c:
+    if not _is_open_to_tools(target):
         raise ForbiddenStatement(f"table {target.name!r} is not available to tools")
     return target
 
@@ -72,15 +93,34 @@ def _check_element(element: Any, table: Table, root: Statement) -> None:
     if isinstance(element, SelectBase | ScalarSelect):
         raise ForbiddenStatement("subqueries are not available to tools")
     if isinstance(element, Alias):
-        if isinstance(root, Insert) and element.name == "excluded" and element.element is table:
+        if _is_excluded(element, root, table):
             return
         raise ForbiddenStatement("aliases are not available to tools")
     if isinstance(element, FunctionElement) and str(getattr(element, "name", "")).lower() not in ALLOWED_FUNCTIONS:
         raise ForbiddenStatement(f"function {getattr(element, 'name', '?')!r} is not available to tools")
     if isinstance(element, FromClause) and not isinstance(element, FunctionElement):
         raise ForbiddenStatement("a statement must use exactly one table (no joins, aliases or subqueries)")
-    if isinstance(element, ColumnClause) and element.is_literal and element.name != "*":
-        raise ForbiddenStatement("literal SQL columns are not available to tools")
+    if isinstance(element, ColumnClause) and element.is_literal:
+        if element.name != "*":
+            raise ForbiddenStatement("literal SQL columns are not available to tools")
+    elif (
+        isinstance(element, ColumnClause)
+        and element.table is not table
+        and not _is_excluded(element.table, root, table)
+    ):
+        raise ForbiddenStatement("a statement must use exactly one table (no joins, aliases or subqueries)")
+    if isinstance(element, CollationClause) or isinstance(getattr(element, "operator", None), custom_op):
+        raise ForbiddenStatement("custom operators and collations are not available to tools")
+
+
+def _is_excluded(element: Any, root: Statement, table: Table) -> bool:
+    """The ``excluded`` row of an upsert on the table."""
+    return (
+        isinstance(element, Alias)
+        and isinstance(root, Insert)
+        and element.name == "excluded"
+        and element.element is table
+    )
 
 
 def _check_insert(statement: Insert, table: Table, organization_id: str) -> None:

@@ -50,3 +50,23 @@ def test_hints_prefixes_and_unlisted_functions_are_refused() -> None:
     ):
         with pytest.raises(ForbiddenStatement):
             bind_to_organization(statement, ORG)
+
+
+def test_sql_smuggled_through_names_operators_and_look_alike_tables_is_refused() -> None:
+    from sqlalchemy import Column, MetaData, String, Table, column
+    from sqlalchemy.sql.elements import quoted_name
+
+    from tools.database import TOOL_TABLE
+
+    look_alike = Table(
+        "api_keys", MetaData(), Column("organization_id", String), Column("key_hash", String), info=TOOL_TABLE
+    )
+    for statement in (
+        select(look_alike.c.key_hash),
+        select(D.c.path).where(D.c.path.op("OR 1=1 OR")("x")),
+        select(D.c.path).where(D.c.path.collate("C") == "x"),
+        select(D.c.path, column(quoted_name("key_hash FROM api_keys --", quote=False))),
+        select(D.c.path).add_cte(select(D.c.path).cte("c")),
+    ):
+        with pytest.raises(ForbiddenStatement):
+            bind_to_organization(statement, ORG)
