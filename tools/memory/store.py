@@ -203,7 +203,7 @@ async def search_documents(db: OrganizationDatabase, query: str, limit: int) -> 
             )
         )
     results = [
-        {"path": path, "snippet": text.snippet(contents[document_id], wanted), "score": -negative + 0.0}
+        {"path": path, "snippet": text.snippet(contents.get(document_id, ""), wanted), "score": -negative + 0.0}
         for negative, path, document_id in scored
     ]
     return {"query": query, "results": results}

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
+from itertools import islice
 
 MAX_WORD_LENGTH = 64
 MAX_QUERY_WORDS = 32
@@ -27,7 +28,8 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def _key(word: str) -> str:
-    return unicodedata.normalize("NFC", word).casefold()[:MAX_WORD_LENGTH]
+    """A word of NFC-normalised text as it is indexed and compared."""
+    return word.casefold()[:MAX_WORD_LENGTH]
 
 
 def words(text: str) -> list[str]:
@@ -57,20 +59,32 @@ def bm25(
 
 
 def snippet(content: str, wanted: Iterable[str]) -> str:
-    """About ``SNIPPET_WORDS`` words of the content around the first hit, hits marked ``**like this**``."""
+    """About ``SNIPPET_WORDS`` words of the content around the first hit, hits marked ``**like this**``.
+    Reads the content only as far as the window (a document may hold 256 KiB)."""
     text = unicodedata.normalize("NFC", content)
     wanted = set(wanted)
-    spans = [(match.start(), match.end(), _key(match.group()) in wanted) for match in _WORD.finditer(text)]
-    if not spans:
+    found = _WORD.finditer(text)
+    before: deque[re.Match[str]] = deque(maxlen=SNIPPET_LEAD)
+    skipped = False
+    window: list[re.Match[str]] = []
+    for match in found:
+        if _key(match.group()) in wanted:
+            window = [*before, match]
+            break
+        skipped = skipped or len(before) == SNIPPET_LEAD
+        before.append(match)
+    else:  # no hit in the content (the path matched): the first words
+        skipped, found = False, _WORD.finditer(text)
+    window.extend(islice(found, SNIPPET_WORDS + 1 - len(window)))
+    more = len(window) > SNIPPET_WORDS
+    window = window[:SNIPPET_WORDS]
+    if not window:
         return ""
-    first = next((index for index, (_, _, hit) in enumerate(spans) if hit), 0)
-    start = max(0, min(first - SNIPPET_LEAD, len(spans) - SNIPPET_WORDS))
-    window = spans[start : start + SNIPPET_WORDS]
-    parts: list[str] = ["…" if start > 0 else ""]
-    cursor = window[0][0]
-    for begin, end, hit in window:
-        parts.append(text[cursor:begin])
-        parts.append(f"{HIT_START}{text[begin:end]}{HIT_END}" if hit else text[begin:end])
-        cursor = end
-    parts.append("…" if start + SNIPPET_WORDS < len(spans) else "")
+    parts: list[str] = ["…" if skipped else ""]
+    cursor = window[0].start()
+    for match in window:
+        word = match.group()
+        parts += [text[cursor : match.start()], f"{HIT_START}{word}{HIT_END}" if _key(word) in wanted else word]
+        cursor = match.end()
+    parts.append("…" if more else "")
     return " ".join("".join(parts).split())
