@@ -14,8 +14,8 @@ from pathlib import Path
 from types import ModuleType
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
 from tools.memory.text import document_words
 
@@ -45,8 +45,8 @@ def upgrade() -> None:
     terms = op.create_table(
         "memory_terms",
         sa.Column("document_id", sa.Integer(), nullable=False),
-        sa.Column("word", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("organization_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("word", AutoString(length=64), nullable=False),
+        sa.Column("organization_id", AutoString(length=32), nullable=False),
         sa.Column("occurrences", sa.Integer(), nullable=False),
         sa.Column("word_count", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["document_id"], ["memory_documents.id"], ondelete="CASCADE"),
