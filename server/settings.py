@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     failed_verification_window_seconds: float = Field(
         default=60.0, gt=0, description="window of failed_verification_limit"
     )
+    shutdown_drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer"
+        " stops routing here first (set it above the balancer's health-check interval)",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="on shutdown, in-flight requests may finish for this long"
+    )
+    workers: int = Field(default=1, ge=1, description="server processes `capgate serve` runs (uvicorn workers)")
     log_level: str = Field(default="INFO", description="log level of the JSON request log")
     max_request_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="largest request body (Runtime API and MCP); larger bodies get 413"

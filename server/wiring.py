@@ -21,6 +21,7 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
+from server.draining import Drain
 from server.key_events import key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
 from server.pepper import load_or_create_pepper
@@ -149,6 +150,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         last_used=LastUsedTracker(),
         failures=AuthFailureAggregator(),
         rate_limiter=build_rate_limiter(settings, sessions, clock),
+        drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
     )
 
 
