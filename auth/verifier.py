@@ -30,6 +30,7 @@ from auth.dbtypes import utcnow
 from auth.errors import ExpiredApiKey, InvalidApiKey, RevokedApiKey
 from auth.hashing import SecretHasher, peppered_digest
 from auth.keys import parse_key
+from auth.loads import LoadGuard
 from auth.records import KeyRecord
 
 RecordLoader = Callable[[str], Awaitable[KeyRecord | None]]
@@ -103,6 +104,7 @@ class KeyVerifier:
         self._verified: _LRU[str, bytes] = _LRU(cache_size)
         self._failures: _LRU[str, _Failures] = _LRU(cache_size)
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
+        self._loads: LoadGuard[str] = LoadGuard()
         self._failure_limit = failure_limit
         self._failure_window = failure_window
         self._monotonic = monotonic
@@ -173,18 +175,26 @@ class KeyVerifier:
         if cached is not None and self._monotonic() - cached[0] < self._record_ttl:
             return cached[1]
         self.stats.record_loads += 1
-        record = await self._load_record(key_id)
-        self._records.put(key_id, (self._monotonic(), record))
+        token = self._loads.start(key_id)
+        try:
+            record = await self._load_record(key_id)
+        except BaseException:
+            self._loads.finish(key_id, token)
+            raise
+        if self._loads.finish(key_id, token):
+            self._records.put(key_id, (self._monotonic(), record))
         return record
 
     def refresh(self, record: KeyRecord) -> None:
         """Replace a cached record with a newer one from the change feed; keys not in use stay uncached."""
+        self._loads.invalidate(record.key_id)
         cached = self._records.get(record.key_id)
         if cached is not None and (cached[1] is None or cached[1].updated_at != record.updated_at):
             self._records.put(record.key_id, (self._monotonic(), record))
 
     def forget(self, key_id: str) -> None:
         """Drop everything cached for the key: the next request reloads it from the database."""
+        self._loads.invalidate(key_id)
         self._records.pop(key_id)
         self._verified.pop(key_id)
 
