@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.audit import record_audit
+from auth.dbtypes import database_now
 from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
 from auth.keys import generate_key
@@ -62,7 +63,7 @@ async def update_api_key(
     if changed:
         for name, value in changed.items():
             setattr(record, name, value)
-        record.updated_at = now
+        record.updated_at = await database_now(session)
         record_audit(
             session,
             action="key.updated",
@@ -120,7 +121,7 @@ async def rotate_api_key(
     old_ends = now + overlap
     if record.expires_at is None or record.expires_at > old_ends:
         record.expires_at = old_ends
-    record.updated_at = now
+    record.updated_at = await database_now(session)
     record_audit(
         session,
         action="key.rotated",

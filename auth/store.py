@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.audit import record_audit
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now, utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.grants import clean_scopes
 from auth.hashing import SecretHasher
@@ -196,10 +196,10 @@ async def revoke_api_key(
     (they see ``streams_terminated_at`` move); by default they run to their end.
     """
     record = await get_api_key(session, key_id=key_id, organization_id=organization_id)
-    now = utcnow()
+    now, changed_at = utcnow(), await database_now(session)
     if terminate_streams:
         record.streams_terminated_at = now
-        record.updated_at = now
+        record.updated_at = changed_at
         record_audit(
             session,
             action="key.streams_terminated",
@@ -210,7 +210,7 @@ async def revoke_api_key(
         )
     if record.revoked_at is None:
         record.revoked_at = now
-        record.updated_at = now
+        record.updated_at = changed_at
         record_audit(
             session,
             action="key.revoked",

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from auth.basic import PasswordAuthenticator
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now
 from auth.errors import CapgateError, NotFound
 from auth.failures import AuthFailureAggregator
 from auth.hashing import SecretHasher
@@ -158,7 +158,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     async def save_rehashed(key_id: str, key_hash: str) -> None:
         async with sessions.begin() as session:
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=utcnow())
+                update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=await database_now(session))
             )
 
     verifier = KeyVerifier(
