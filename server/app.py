@@ -183,6 +183,9 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         hasher=hasher,
         failure_limit=settings.login_failure_limit,
         window=settings.login_failure_window_seconds,
+        source_failure_limit=settings.login_source_failure_limit,
+        max_pending_per_source=settings.login_max_pending_per_source,
+        max_pending=settings.login_max_pending,
         max_concurrency=settings.argon2_max_concurrency,
     )
     streams = StreamRegistry(

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
+    login_source_failure_limit: int = Field(
+        default=50, ge=1, description="failed sign-ins per source address and window before it gets 429"
+    )
+    login_max_pending_per_source: int = Field(
+        default=4, ge=1, description="sign-ins one source address may have waiting (they run one at a time)"
+    )
+    login_max_pending: int = Field(default=64, ge=1, description="sign-ins waiting or running in all; beyond: 429")
 
     @classmethod
     def settings_customise_sources(

@@ -69,7 +69,7 @@ async def create_key_with_password(request: Request) -> JSONResponse:
     """POST /api-keys: a user's email and password (HTTP Basic) create a key for the user's organization."""
     state = app_state(request)
     try:
-        user = await state.passwords.authenticate(parse_basic(request.scope["headers"]))
+        user = await state.passwords.authenticate(parse_basic(request.scope["headers"]), source=source_of(request))
     except InvalidCredentials as error:
         state.failures.record(now=state.clock(), presented=None, reason=error.code, source=source_of(request))
         raise
