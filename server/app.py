@@ -171,6 +171,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         cache_size=settings.key_cache_size,
         failure_limit=settings.failed_verification_limit,
         failure_window=settings.failed_verification_window_seconds,
+        source_failure_limit=settings.failed_verification_source_limit,
         now=lambda: from_timestamp(clock()),
     )
 

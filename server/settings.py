@@ -58,7 +58,12 @@ class Settings(BaseSettings):
         default=0.25, gt=0, description="how often the server looks for keys changed by other processes"
     )
     failed_verification_limit: int = Field(
-        default=5, ge=1, description="wrong secrets per key id and window before argon2 is no longer run for it"
+        default=5,
+        ge=1,
+        description="wrong secrets per key id from one address and window before argon2 no longer runs for them",
+    )
+    failed_verification_source_limit: int = Field(
+        default=50, ge=1, description="failed key verifications per source address and window before it gets 429"
     )
     failed_verification_window_seconds: float = Field(
         default=60.0, gt=0, description="window of failed_verification_limit"
