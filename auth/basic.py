@@ -129,7 +129,9 @@ class PasswordAuthenticator:
                 user = await self._load_user(email)
                 stored = user.password_hash if user is not None else self._dummy_hash
                 self.argon2_runs += 1
-                ok = await anyio.to_thread.run_sync(self._hasher.verify, stored, credentials.password, limiter=self._limiter)
+                ok = await anyio.to_thread.run_sync(
+                    self._hasher.verify, stored, credentials.password, limiter=self._limiter
+                )
         finally:
             self._pending -= 1
             lock, waiting = self._queues[origin]

@@ -28,6 +28,7 @@ def principal_for(record: KeyRecord) -> Principal:
         scopes=record.scopes,
         allowed_tools=record.allowed_tools,
         expires_at=record.expires_at,
+        replaced=record.replaced_by is not None,
     )
 
 

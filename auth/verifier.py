@@ -30,8 +30,8 @@ from typing import Generic, TypeVar
 import anyio
 import anyio.to_thread
 
-from auth.dbtypes import utcnow
 from auth.attempts import AttemptBudget
+from auth.dbtypes import utcnow
 from auth.errors import ExpiredApiKey, InvalidApiKey, RateLimited, RevokedApiKey
 from auth.hashing import SecretHasher, peppered_digest
 from auth.keys import parse_key

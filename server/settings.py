@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
+    max_active_keys_per_organization: int = Field(
+        default=1_000, ge=1, description="active keys an organization may hold; creating one more over HTTP gets 409"
+    )
     login_source_failure_limit: int = Field(
         default=50, ge=1, description="failed sign-ins per source address and window before it gets 429"
     )

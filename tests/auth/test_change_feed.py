@@ -19,8 +19,8 @@ from auth.records import KeyRecord
 from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.migrate import upgrade_database
-from tools.models import ToolSetting
 from tools import switches as switches_module
+from tools.models import ToolSetting
 from tools.switches import ToolSwitches, store_tool_enabled, tool_setting_feed
 
 HASHER = SecretHasher(Argon2Parameters(time_cost=1, memory_cost=1024, parallelism=1))

@@ -200,9 +200,7 @@ async def test_outdated_hash_parameters_are_rehashed_on_success(store: Store, ha
     assert hasher.verify(saved[key.key_id], key.raw)
 
 
-async def test_a_load_racing_a_revocation_does_not_put_the_old_record_back(
-    verifier: KeyVerifier, store: Store
-) -> None:
+async def test_a_load_racing_a_revocation_does_not_put_the_old_record_back(verifier: KeyVerifier, store: Store) -> None:
     """Issue 18 item 1: a cold load that read the row before the revocation committed finishes after
     forget(); the next request must still see the revocation, not the old record for the cache TTL."""
     key = store.add()
