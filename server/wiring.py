@@ -88,7 +88,9 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     async def save_rehashed(key_id: str, key_hash: str) -> None:
         async with sessions.begin() as session:
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=await database_now(session))
+                update(ApiKey)
+                .where(ApiKey.id == key_id)
+                .values(key_hash=key_hash, updated_at=await database_now(session))
             )
 
     verifier = KeyVerifier(
