@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from pydantic_settings import (
 )
 
 from auth.hashing import Argon2Parameters
+
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
 class Settings(BaseSettings):
@@ -153,7 +156,16 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_public_base_url(self) -> str:
-        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """CAPGATE_PUBLIC_BASE_URL, else the bound address; a wildcard bind (0.0.0.0, ::) is no
+        address a client can use, so this host's name stands in for it; IPv6 literals get brackets."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = self.host
+        if host in WILDCARD_HOSTS:
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def argon2_parameters(self) -> Argon2Parameters:
