@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import anyio
 import httpx
@@ -18,12 +17,11 @@ from auth.audit import list_audit_events
 from auth.dbtypes import utcnow
 from auth.grants import NotGrantable, Rights, check_grant
 from auth.models import ApiKey
-from server.state import AppState
-from tests.conftest import migrate
-from tests.helpers import FakeClock, KeyFactory, factory_for, key_id_of, make_settings, running_app
+from tests.helpers import FakeClock, KeyFactory, key_id_of
 
 MANAGER = ["runtime", "keys:manage"]
 Client = tuple[httpx.AsyncClient, KeyFactory]
+ClockedClient = tuple[httpx.AsyncClient, KeyFactory, FakeClock]
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -67,37 +65,40 @@ async def test_a_rotated_away_manager_cannot_manage_keys_in_its_overlap(db_clien
     assert (await client.delete(f"/api/keys/{key_id_of(old['x-api-key'])}", headers=old)).status_code == 200
 
 
-async def test_a_replaced_key_cannot_be_rotated_again(db_client: Client) -> None:
-    client, keys = db_client
+async def manager_and_rotated_agent(client: httpx.AsyncClient, keys: KeyFactory) -> tuple[dict[str, str], str]:
+    """A manager's headers and the id of a key named "agent" it has just rotated."""
     organization = await keys.organization()
     manager = {"x-api-key": await keys.key(organization, scopes=MANAGER)}
     agent = key_id_of(await keys.key(organization, name="agent"))
     assert (await client.post(f"/api/keys/{agent}/rotate", headers=manager)).status_code == 201
+    return manager, agent
+
+
+async def test_a_replaced_key_cannot_be_rotated_again(db_client: Client) -> None:
+    client, keys = db_client
+    manager, agent = await manager_and_rotated_agent(client, keys)
     again = await client.post(f"/api/keys/{agent}/rotate", headers=manager)
     assert_error(again, 409, "key_replaced")
 
 
-async def test_rotation_never_extends_a_keys_life(tmp_path: Path, database_url: str) -> None:
-    await migrate(database_url)
-    clock = FakeClock()
-    async with running_app(make_settings(tmp_path, database_url), clock=clock) as (app, client):
-        keys = factory_for(app)
-        organization = await keys.organization()
-        manager = {"x-api-key": await keys.key(organization, scopes=MANAGER)}
-        ends = utcnow() + timedelta(days=30)
-        limited = key_id_of(await keys.key(organization, name="limited", expires_at=ends))
-        forever = key_id_of(await keys.key(organization, name="forever"))
-        clock.advance(10 * 86_400)
-        first = await client.post(f"/api/keys/{limited}/rotate", headers=manager, json={"overlapSeconds": 60})
-        assert first.status_code == 201, first.text
-        assert abs(datetime.fromisoformat(first.json()["expiresAt"]) - ends) < timedelta(seconds=1)
-        second = await client.post(f"/api/keys/{first.json()['id']}/rotate", headers=manager)
-        assert abs(datetime.fromisoformat(second.json()["expiresAt"]) - ends) < timedelta(seconds=1)
-        unlimited = await client.post(f"/api/keys/{forever}/rotate", headers=manager)
-        assert unlimited.json()["expiresAt"] is None
-        assert (await client.post(f"/api/keys/{unlimited.json()['id']}/rotate", headers=manager)).json()[
-            "expiresAt"
-        ] is None
+async def test_rotation_never_extends_a_keys_life(clocked_client: ClockedClient) -> None:
+    client, keys, clock = clocked_client
+    organization = await keys.organization()
+    manager = {"x-api-key": await keys.key(organization, scopes=MANAGER)}
+    ends = utcnow() + timedelta(days=30)
+    limited = key_id_of(await keys.key(organization, name="limited", expires_at=ends))
+    forever = key_id_of(await keys.key(organization, name="forever"))
+    clock.advance(10 * 86_400)
+    first = await client.post(f"/api/keys/{limited}/rotate", headers=manager, json={"overlapSeconds": 60})
+    assert first.status_code == 201, first.text
+    assert abs(datetime.fromisoformat(first.json()["expiresAt"]) - ends) < timedelta(seconds=1)
+    second = await client.post(f"/api/keys/{first.json()['id']}/rotate", headers=manager)
+    assert abs(datetime.fromisoformat(second.json()["expiresAt"]) - ends) < timedelta(seconds=1)
+    unlimited = await client.post(f"/api/keys/{forever}/rotate", headers=manager)
+    assert unlimited.json()["expiresAt"] is None
+    assert (await client.post(f"/api/keys/{unlimited.json()['id']}/rotate", headers=manager)).json()[
+        "expiresAt"
+    ] is None
 
 
 # Item 10: one active key per name, enforced by the database.
@@ -161,35 +162,28 @@ async def test_concurrent_renames_to_one_name_leave_one_key_with_it(
 
 async def test_the_rotation_pair_shares_its_name_but_nobody_else_may(db_client: Client) -> None:
     client, keys = db_client
-    organization = await keys.organization()
-    manager = {"x-api-key": await keys.key(organization, scopes=MANAGER)}
-    agent = key_id_of(await keys.key(organization, name="agent"))
-    assert (await client.post(f"/api/keys/{agent}/rotate", headers=manager)).status_code == 201
+    manager, _agent = await manager_and_rotated_agent(client, keys)
     assert_error(await client.post("/api/keys", headers=manager, json={"name": "agent"}), 409, "duplicate_name")
 
 
 # Item 11: revoked and expired keys are history, not editable.
 
 
-async def test_revoked_and_expired_keys_cannot_be_edited(tmp_path: Path, database_url: str) -> None:
-    await migrate(database_url)
-    clock = FakeClock()
-    async with running_app(make_settings(tmp_path, database_url), clock=clock) as (app, client):
-        keys = factory_for(app)
-        organization = await keys.organization()
-        manager = {"x-api-key": await keys.key(organization, scopes=MANAGER)}
-        revoked = await keys.key(organization, name="gone")
-        await keys.revoke(revoked)
-        expired = key_id_of(await keys.key(organization, name="old", expires_at=utcnow() + timedelta(hours=1)))
-        clock.advance(2 * 3600)
-        for key_id, code in ((key_id_of(revoked), "key_revoked"), (expired, "key_expired")):
-            response = await client.patch(f"/api/keys/{key_id}", headers=manager, json={"name": "fresh"})
-            assert_error(response, 409, code)
-        state: AppState = app.state.capgate
-        async with state.sessions() as session:
-            events = await list_audit_events(session, organization_id=organization.id, action="key.updated")
-        assert events == []
-        assert (await stored(keys, key_id_of(revoked))).name == "gone"
+async def test_revoked_and_expired_keys_cannot_be_edited(clocked_client: ClockedClient) -> None:
+    client, keys, clock = clocked_client
+    organization = await keys.organization()
+    manager = {"x-api-key": await keys.key(organization, scopes=MANAGER)}
+    revoked = await keys.key(organization, name="gone")
+    await keys.revoke(revoked)
+    expired = key_id_of(await keys.key(organization, name="old", expires_at=utcnow() + timedelta(hours=1)))
+    clock.advance(2 * 3600)
+    for key_id, code in ((key_id_of(revoked), "key_revoked"), (expired, "key_expired")):
+        response = await client.patch(f"/api/keys/{key_id}", headers=manager, json={"name": "fresh"})
+        assert_error(response, 409, code)
+    async with keys.sessions() as session:
+        events = await list_audit_events(session, organization_id=organization.id, action="key.updated")
+    assert events == []
+    assert (await stored(keys, key_id_of(revoked))).name == "gone"
 
 
 # Item 22: a manager limited to some tools cannot lift the limit, on others or itself.

@@ -31,40 +31,39 @@ async def stored_limit(keys: KeyFactory, key: str) -> Any:
         return await session.scalar(select(ApiKey.rate_limit_per_second).where(ApiKey.id == key_id_of(key)))
 
 
-async def test_a_manager_key_may_lower_but_not_raise_limits(tmp_path: Path, database_url: str) -> None:
-    await migrate(database_url)
-    clock = FakeClock()
-    async with running_app(make_settings(tmp_path, database_url), clock=clock) as (app, client):
-        keys = factory_for(app)
-        organization = await keys.organization()
-        own = await keys.key(organization, scopes=MANAGER)
-        managed = await keys.key(organization)
-        for key in (own, managed):
-            await operator_sets_limit(keys, key, 5)
-        headers = {"x-api-key": own}
-        for key in (own, managed):
-            for body in ({"rateLimitPerSecond": 50}, {"rateLimitPerSecond": None}, {"rateLimitPerSecond": 6}):
-                clock.advance(1)  # key routes count in the own key's limit of 5 per second
-                raised = await client.patch(f"/api/keys/{key_id_of(key)}", headers=headers, json=body)
-                assert raised.status_code == 403, raised.text
-                assert raised.json()["code"] == "insufficient_scope"
-            assert await stored_limit(keys, key) == 5
-            clock.advance(1)
-            lowered = await client.patch(f"/api/keys/{key_id_of(key)}", headers=headers, json={"rateLimitPerSecond": 3})
-            assert lowered.status_code == 200 and await stored_limit(keys, key) == 3
+async def test_a_manager_key_may_lower_but_not_raise_limits(
+    clocked_client: tuple[httpx.AsyncClient, KeyFactory, FakeClock],
+) -> None:
+    client, keys, clock = clocked_client
+    organization = await keys.organization()
+    own = await keys.key(organization, scopes=MANAGER)
+    managed = await keys.key(organization)
+    for key in (own, managed):
+        await operator_sets_limit(keys, key, 5)
+    headers = {"x-api-key": own}
+    for key in (own, managed):
+        for body in ({"rateLimitPerSecond": 50}, {"rateLimitPerSecond": None}, {"rateLimitPerSecond": 6}):
+            clock.advance(1)  # key routes count in the own key's limit of 5 per second
+            raised = await client.patch(f"/api/keys/{key_id_of(key)}", headers=headers, json=body)
+            assert raised.status_code == 403, raised.text
+            assert raised.json()["code"] == "insufficient_scope"
+        assert await stored_limit(keys, key) == 5
+        clock.advance(1)
+        lowered = await client.patch(f"/api/keys/{key_id_of(key)}", headers=headers, json={"rateLimitPerSecond": 3})
+        assert lowered.status_code == 200 and await stored_limit(keys, key) == 3
 
 
-async def test_key_routes_count_in_the_keys_rate_limit(tmp_path: Path, database_url: str) -> None:
-    await migrate(database_url)
-    async with running_app(make_settings(tmp_path, database_url), clock=FakeClock()) as (app, client):
-        keys = factory_for(app)
-        manager = await keys.key(await keys.organization(), scopes=MANAGER)
-        await operator_sets_limit(keys, manager, 3)
-        statuses = [
-            (await client.post("/api/keys", headers={"x-api-key": manager}, json={"name": f"k{index}"})).status_code
-            for index in range(5)
-        ]
-        assert statuses == [201, 201, 201, 429, 429]  # the clock does not move: one second's worth
+async def test_key_routes_count_in_the_keys_rate_limit(
+    clocked_client: tuple[httpx.AsyncClient, KeyFactory, FakeClock],
+) -> None:
+    client, keys, _clock = clocked_client  # the clock does not move
+    manager = await keys.key(await keys.organization(), scopes=MANAGER)
+    await operator_sets_limit(keys, manager, 3)
+    statuses = [
+        (await client.post("/api/keys", headers={"x-api-key": manager}, json={"name": f"k{index}"})).status_code
+        for index in range(5)
+    ]
+    assert statuses == [201, 201, 201, 429, 429]  # the clock does not move: one second's worth
 
 
 async def test_an_organization_cannot_hold_more_active_keys_than_the_cap(tmp_path: Path, database_url: str) -> None:
