@@ -1,7 +1,7 @@
 """memory: one word index for both databases (memory_terms), replacing FTS5 and tsvector
 
-Revision ID: 0005_memory_word_index
-Revises: 0004
+Revision ID: 0006_memory_word_index
+Revises: 0005_unique_active_key_names
 
 Search statistics come from the organization's own rows of ``memory_terms``, so nothing another
 organization writes changes a search answer (the shared FTS5 index leaked bm25 statistics).
@@ -19,8 +19,8 @@ from sqlmodel.sql.sqltypes import AutoString
 
 from tools.memory.text import document_words
 
-revision: str = "0005_memory_word_index"
-down_revision: str | None = "0004"
+revision: str = "0006_memory_word_index"
+down_revision: str | None = "0005_unique_active_key_names"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
