@@ -29,6 +29,7 @@ def principal_for(record: KeyRecord) -> Principal:
         allowed_tools=record.allowed_tools,
         expires_at=record.expires_at,
         policy_revision=record.policy_revision,
+        replaced=record.replaced_by is not None,
     )
 
 
@@ -77,7 +78,8 @@ class AuthMiddleware:
         try:
             with self.verifier.observer.span("capgate.auth"):
                 presented = extract_api_key(scope["headers"])
-                record = await self.verifier.verify(presented)
+                client = scope.get("client")
+                record = await self.verifier.verify(presented, source=client[0] if client else None)
             is_stream = is_event_stream_request(scope)
             request = self.streams.open(
                 record.key_id, is_stream=is_stream, kind=stream_kind(scope) if is_stream else "request"

@@ -24,6 +24,7 @@ class Principal(AuthenticatedUser):
         allowed_tools: tuple[str, ...] | None,
         expires_at: datetime | None,
         policy_revision: int = 1,
+        replaced: bool = False,
     ) -> None:
         expires = int(expires_at.timestamp()) if expires_at else None
         super().__init__(
@@ -35,6 +36,8 @@ class Principal(AuthenticatedUser):
         self.key_scopes = scopes
         self.allowed_tools = allowed_tools
         self.policy_revision = policy_revision
+        self.replaced = replaced
+        """Replaced by rotation and in its overlap: still a runtime key, no longer a manager."""
 
     @property
     def read_only(self) -> bool:

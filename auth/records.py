@@ -21,6 +21,7 @@ class KeyRecord:
     key_hash: str
     streams_terminated_at: datetime | None = None
     policy_revision: int = 1
+    replaced_by: str | None = None
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyRecord:
@@ -36,6 +37,7 @@ class KeyRecord:
             key_hash=row.key_hash,
             streams_terminated_at=row.streams_terminated_at,
             policy_revision=row.policy_revision,
+            replaced_by=row.replaced_by,
         )
 
     def __repr__(self) -> str:

@@ -27,19 +27,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    """What ``configure_logging`` does, as a dictConfig: uvicorn applies it in each ``--workers`` process."""
-    quiet = {"handlers": [], "propagate": True}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
-        "root": {"handlers": ["stderr"], "level": level.upper()},
-        "loggers": {"uvicorn": quiet, "uvicorn.error": quiet, "uvicorn.access": {"handlers": [], "propagate": False}},
-    }
-
-
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())

@@ -18,6 +18,7 @@ from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
+from server.draining import Drain
 from server.mcp.sessions import McpSessionDirectory
 from server.observability.decisions import DecisionLog
 from server.observability.metrics import Metrics
@@ -49,6 +50,7 @@ class AppState:
     rate_limiter: RateLimiter | None
     metrics: Metrics
     decisions: DecisionLog
+    drain: Drain
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())

@@ -159,16 +159,12 @@ def init() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: CAPGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: CAPGATE_PORT).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes; metrics are summed over them.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Server processes (default: CAPGATE_WORKERS, 1).", min=1)] = None,
 ) -> None:
     """Migrate the database and serve the API and MCP endpoint."""
-    import uvicorn
+    from server.serving import run_server
 
-    from server.app import create_app
-    from server.logging_setup import configure_logging, logging_config
-    from server.observability.workers import prepare_workers
-
-    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = Settings(**overrides)
     ensure_port_free(settings.host, settings.port)
 
@@ -180,22 +176,7 @@ def serve(
             await engine.dispose()
 
     asyncio.run(migrate())
-    configure_logging(settings.log_level)
-    if workers > 1:
-        prepare_workers(settings)  # before any worker starts: they share one metrics directory
-    uvicorn.run(
-        create_app(settings) if workers == 1 else "server.app:create_app",
-        factory=workers > 1,
-        workers=workers,
-        # A worker imports the whole app before its first health check answer: give a busy machine time.
-        timeout_worker_healthcheck=30,
-        host=settings.host,
-        port=settings.port,
-        log_config=None if workers == 1 else logging_config(settings.log_level),
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    run_server(settings)
 
 
 @db_app.command("upgrade")
