@@ -27,6 +27,14 @@ def capabilities_200s(exposition: str) -> float:
     return 0.0
 
 
+def propagations(exposition: str) -> float:
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "capgate_revocation_propagation_seconds_count":
+                return sample.value
+    return 0.0
+
+
 def test_two_workers_are_scraped_as_one(tmp_path: Path) -> None:
     port, metrics_port = free_port(), free_port()
     env = capgate_env(tmp_path, CAPGATE_PORT=str(port), CAPGATE_METRICS_BIND=f"127.0.0.1:{metrics_port}")
@@ -65,6 +73,11 @@ def test_two_workers_are_scraped_as_one(tmp_path: Path) -> None:
         assert agent["id"] not in keyless and scraper["id"] not in keyless
         assert len(list((tmp_path / "metrics").glob("*.db"))) >= 2  # one file set per worker
         assert '"logger": "capgate.request"' in (tmp_path / "server.log").read_text()  # workers log JSON too
+        cli("keys", "revoke", agent["id"])  # another process: each worker learns it from its change feed
+        deadline = time.monotonic() + EVENTUALLY
+        while propagations(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text) < 2:
+            assert time.monotonic() < deadline, "the revocation did not reach both workers"
+            time.sleep(0.05)
     finally:
         server.terminate()
         server.wait(timeout=20)
