@@ -32,6 +32,7 @@ from auth.verifier import KeyVerifier
 from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.errors import EXCEPTION_HANDLERS
+from server.integrations.wiring import build_catalog, integration_feeds
 from server.key_events import key_change_listeners, tool_setting_listeners
 from server.live import LiveExecutions
 from server.mcp_server import McpEndpoint, build_mcp_server, build_session_manager
@@ -196,6 +197,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     tool_watcher = tool_setting_feed(
         sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
     )
+    integrations = build_catalog(settings, sessions, on_change=mcp_sessions.notify_organization, clock=clock)
     return AppState(
         settings=settings,
         engine=engine,
@@ -219,6 +221,8 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         last_used=LastUsedTracker(),
         failures=AuthFailureAggregator(),
         rate_limiter=build_rate_limiter(settings, sessions, clock),
+        integrations=integrations,
+        integration_feeds=list(integration_feeds(sessions, integrations, interval=settings.key_change_poll_seconds)),
     )
 
 
@@ -285,6 +289,10 @@ def create_app(
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
+                tasks.start_soon(state.integrations.pool.run)
+                tasks.start_soon(state.integrations.run)
+                for feed in state.integration_feeds:
+                    tasks.start_soon(feed.run)
                 tasks.start_soon(flusher.run)
                 tasks.start_soon(
                     functools.partial(

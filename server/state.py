@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
+from server.integrations.catalog import IntegrationCatalog
 from server.mcp_sessions import McpSessionDirectory
 from server.runtime import Runtime
 from server.settings import Settings
@@ -45,6 +47,8 @@ class AppState:
     last_used: LastUsedTracker
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
+    integrations: IntegrationCatalog
+    integration_feeds: list[ChangeFeed[Any]]
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())
