@@ -6,6 +6,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,14 +60,16 @@ class UpstreamTarget:
     def describe(self) -> str:
         return f"{self.integration_id} ({self.account_id})"
 
-    def server(self) -> Any:
+    async def connect(self, stack: AsyncExitStack) -> Any:
+        """The SDK client's server argument; resources it needs are closed with ``stack``."""
         if self.transport == "stdio":
             env = {self.credential_env: self.credential} if self.credential_env else {}
             return StdioServerParameters(command=self.command[0], args=list(self.command[1:]), env=env)
         headers = {}
         if self.credential_header:
             headers[self.credential_header] = self.credential_template.replace("{secret}", self.credential)
-        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(self.timeout_seconds, read=None))
+        timeout = httpx2.Timeout(self.timeout_seconds, read=None)
+        http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=timeout))
         return streamable_http_client(self.url or "", http_client=http)
 
 
@@ -107,19 +110,20 @@ class UpstreamSession:
             if isinstance(message, types.ToolListChangedNotification):
                 self._on_tools_changed()
 
-        client = Client(
-            self.target.server(),
-            mode="auto",
-            read_timeout_seconds=self.target.timeout_seconds,
-            message_handler=on_message,
-            logging_callback=self._forward_log,
-            cache=None,
-        )
         started = False
         connecting = anyio.CancelScope(deadline=anyio.current_time() + self.target.timeout_seconds)
         try:
             with connecting:
-                async with client:
+                async with AsyncExitStack() as stack:
+                    client = Client(
+                        await self.target.connect(stack),
+                        mode="auto",
+                        read_timeout_seconds=self.target.timeout_seconds,
+                        message_handler=on_message,
+                        logging_callback=self._forward_log,
+                        cache=None,
+                    )
+                    await stack.enter_async_context(client)
                     connecting.deadline = math.inf
                     self.client = client
                     started = True
