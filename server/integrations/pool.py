@@ -27,6 +27,13 @@ HealthFn = Callable[[str, str, str | None], Awaitable[None]]
 TRANSPORT_CODES = (types.CONNECTION_CLOSED, types.REQUEST_TIMEOUT)
 
 
+def first_leaf(error: BaseException) -> BaseException:
+    """The SDK's task groups wrap a transport failure in exception groups; the first leaf says what it was."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
 class UpstreamUnavailable(Exception):
     """The upstream could not be reached or answered with a protocol error; the message is for the caller."""
 
@@ -142,11 +149,14 @@ class UpstreamPool:
             finally:
                 session.in_flight -= 1
                 session.last_used = anyio.current_time()
-        except MCPError as error:
-            if error.error.code not in TRANSPORT_CODES:
+        except UpstreamUnavailable:
+            raise
+        except Exception as raised:  # the upstream boundary: every failure becomes a message for the caller
+            error = first_leaf(raised)
+            if isinstance(error, MCPError) and error.error.code not in TRANSPORT_CODES:
                 raise UpstreamUnavailable(upstream_message(error, target)) from None
-            await self._failed(target, error, session)
-        except TRANSPORT_ERRORS as error:
+            if not isinstance(error, TRANSPORT_ERRORS):
+                logger.warning("upstream %s raised %s", target.describe(), type(error).__name__)
             await self._failed(target, error, session)
         if self.breaker.succeeded(target.account_id):
             await self._on_health(target.account_id, "ok", None)

@@ -83,8 +83,10 @@ def upstream_message(error: BaseException, target: UpstreamTarget) -> str:
         text = f"HTTP {error.response.status_code}"
     elif isinstance(error, OSError | httpx2.HTTPError):
         text = f"cannot connect ({type(error).__name__})"
-    else:
+    elif isinstance(error, anyio.ClosedResourceError | anyio.BrokenResourceError | anyio.EndOfStream):
         text = "connection closed"
+    else:
+        text = f"unexpected {type(error).__name__}"
     return f"Upstream {target.describe()} failed: {text}".replace(target.credential, "[credential]")
 
 
