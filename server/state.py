@@ -20,8 +20,8 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
 from server.integrations.catalog import IntegrationCatalog
-from server.mcp_sessions import McpSessionDirectory
-from server.runtime import Runtime
+from server.mcp.sessions import McpSessionDirectory
+from server.runtime.worker import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
 from tools.registry import ToolRegistry

@@ -15,7 +15,7 @@ from auth.errors import Conflict, NotFound
 from server.integrations.models import ConnectedAccount
 from server.integrations.store import get_integration, invalid
 from server.integrations.vault import Vault
-from server.runtime_store import new_id
+from server.runtime.store import new_id
 
 MAX_CREDENTIAL_BYTES = 16_384
 

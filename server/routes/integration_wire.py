@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from server.integrations.models import ConnectedAccount, Integration
-from server.wire import iso
+from server.routes.runtime_wire import iso
 
 Body = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -10,9 +10,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from auth.scopes import INTEGRATIONS_MANAGE
-from server.bodies import read_model
 from server.integrations import accounts, store
 from server.integrations.pool import UpstreamUnavailable
+from server.routes.bodies import read_model
 from server.routes.integration_wire import (
     AccountCreateBody,
     AccountUpdateBody,
@@ -21,7 +21,7 @@ from server.routes.integration_wire import (
     account_public,
     integration_public,
 )
-from server.routing import scoped_route
+from server.routes.routing import scoped_route
 from server.state import AppState, app_state
 
 M = TypeVar("M", bound=BaseModel)

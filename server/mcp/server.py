@@ -27,8 +27,8 @@ from starlette.types import Receive, Scope, Send
 from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
 from server.integrations.tools import AccountRequired, mcp_input_schema
-from server.invocation import invoke_tool, visible_tools
-from server.mcp_sessions import McpSessionDirectory
+from server.mcp.sessions import McpSessionDirectory
+from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
 from server.state import AppState
 from tools.registry import Tool
