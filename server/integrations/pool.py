@@ -4,7 +4,9 @@ the account changes, behind a circuit breaker; stdio upstreams are bounded in nu
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -66,15 +68,23 @@ class UpstreamPool:
 
     async def run(self) -> None:
         """The pool's lifetime (the app's lifespan): sessions live in its task group; idle ones are closed."""
+        async with self.running():
+            while True:
+                await anyio.sleep(min(self.idle_seconds, 5.0))
+                self.close_idle()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Sessions can be opened inside this block; leaving it closes them all (stdio processes stop)."""
         try:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
-                while True:
-                    await anyio.sleep(min(self.idle_seconds, 5.0))
-                    self.close_idle()
+                try:
+                    yield
+                finally:
+                    self.close_all()
         finally:
             self._tasks = None
-            self.close_all()
 
     def close_idle(self) -> None:
         now = anyio.current_time()
@@ -209,3 +219,21 @@ class UpstreamPool:
 
         tools: list[types.Tool] = await self._guarded(target, listing)
         return tools
+
+
+async def probe_tools(target: UpstreamTarget) -> list[types.Tool]:
+    """Connects once, lists the upstream's tools and disconnects (for the CLI, which runs no pool)."""
+
+    async def ignore_health(_account_id: str, _status: str, _error: str | None) -> None:
+        return None
+
+    pool = UpstreamPool(
+        breaker=CircuitBreaker(threshold=1_000, cooldown=1.0, clock=time.time),
+        idle_seconds=60.0,
+        max_stdio=1,
+        backoff_seconds=0.0,
+        on_health=ignore_health,
+        on_tools_changed=lambda _organization_id, _account_id: None,
+    )
+    async with pool.running():
+        return await pool.list_tools(target)

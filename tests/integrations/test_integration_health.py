@@ -8,8 +8,8 @@ from server.integrations.models import ConnectedAccount
 from server.settings import Settings
 from tests.conftest import migrate
 from tests.helpers import FakeClock, factory_for, running_app
-from tests.integrations.conftest import TOKENS, start_http_upstream
 from tests.integrations.helpers import connect
+from tests.integrations.upstreams import TOKENS, start_http_upstream
 from tests.runtime_helpers import invoke
 
 

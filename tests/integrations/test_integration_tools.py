@@ -7,8 +7,8 @@ from starlette.applications import Starlette
 
 from server.state import AppState
 from tests.helpers import KeyFactory
-from tests.integrations.conftest import TOKENS, Upstream
 from tests.integrations.helpers import connect
+from tests.integrations.upstreams import TOKENS, Upstream
 from tests.mcp_helpers import mcp_client
 from tests.runtime_helpers import headers, invoke
 

@@ -49,6 +49,19 @@ def create_note(text: str) -> str:
     return f"created: {text}"
 
 
+@server.tool(annotations=types.ToolAnnotations(read_only_hint=True))
+def pid() -> int:
+    """The upstream's process id (a restarted stdio upstream has a new one)."""
+    return os.getpid()
+
+
+@server.tool()
+def crash() -> str:
+    """Exits the process at once, as a crashing upstream would."""
+    record("call", tool="crash")
+    os._exit(3)
+
+
 @server.tool()
 def fail(reason: str) -> str:
     """Always fails with the reason."""
