@@ -19,6 +19,7 @@ from server.integrations.upstream import (
     TRANSPORT_ERRORS,
     LogFn,
     ProgressFn,
+    UpstreamHTTPStatus,
     UpstreamSession,
     UpstreamTarget,
     upstream_message,
@@ -126,6 +127,8 @@ class UpstreamPool:
             )
             await self._tasks.start(session.serve)
             if session.client is None:
+                if session.http_status is not None:
+                    raise UpstreamHTTPStatus(session.http_status)
                 raise session.error or ConnectionError()
             self._sessions[target.account_id] = session
             return session
@@ -164,7 +167,8 @@ class UpstreamPool:
         except Exception as raised:  # the upstream boundary: every failure becomes a message for the caller
             error = first_leaf(raised)
             if isinstance(error, MCPError) and error.error.code not in TRANSPORT_CODES:
-                raise UpstreamUnavailable(upstream_message(error, target)) from None
+                status = session.http_status if session is not None else None
+                raise UpstreamUnavailable(upstream_message(error, target, status)) from None
             if not isinstance(error, TRANSPORT_ERRORS):
                 logger.warning("upstream %s raised %s", target.describe(), type(error).__name__)
             await self._failed(target, error, session)

@@ -23,6 +23,14 @@ LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
 Backend = Literal["mcp-http", "mcp-stdio"]
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 LogFn = Callable[[str, str], Awaitable[None]]
+
+
+class UpstreamHTTPStatus(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"HTTP {status}")
+
+
 # Failures of the connection itself (not of a tool): they count toward the circuit breaker.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -32,6 +40,7 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     anyio.BrokenResourceError,
     anyio.EndOfStream,
     MCPError,
+    UpstreamHTTPStatus,
 )
 
 
@@ -60,8 +69,9 @@ class UpstreamTarget:
     def describe(self) -> str:
         return f"{self.integration_id} ({self.account_id})"
 
-    async def connect(self, stack: AsyncExitStack) -> Any:
-        """The SDK client's server argument; resources it needs are closed with ``stack``."""
+    async def connect(self, stack: AsyncExitStack, on_status: Callable[[int], None]) -> Any:
+        """The SDK client's server argument; resources it needs are closed with ``stack``. ``on_status``
+        hears HTTP error statuses, which the SDK reports only as "Server returned an error response"."""
         if self.transport == "stdio":
             env = {self.credential_env: self.credential} if self.credential_env else {}
             return StdioServerParameters(command=self.command[0], args=list(self.command[1:]), env=env)
@@ -69,13 +79,24 @@ class UpstreamTarget:
         if self.credential_header:
             headers[self.credential_header] = self.credential_template.replace("{secret}", self.credential)
         timeout = httpx2.Timeout(self.timeout_seconds, read=None)
-        http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=timeout))
+
+        async def hear(response: httpx2.Response) -> None:
+            if response.status_code >= 400 and response.request.method == "POST":
+                on_status(response.status_code)
+
+        hooks = {"response": [hear]}
+        http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks=hooks))
         return streamable_http_client(self.url or "", http_client=http)
 
 
-def upstream_message(error: BaseException, target: UpstreamTarget) -> str:
+def upstream_message(error: BaseException, target: UpstreamTarget, status: int | None = None) -> str:
     """A failure as the caller reads it: what went wrong, never a stack trace or a credential."""
-    if isinstance(error, TimeoutError):
+    if isinstance(error, UpstreamHTTPStatus):
+        status = error.status
+    if status is not None and not isinstance(error, TimeoutError):
+        rejected = " (the upstream rejected the credential)" if status in (401, 403) else ""
+        text = f"HTTP {status}{rejected}"
+    elif isinstance(error, TimeoutError):
         text = f"did not answer within {target.timeout_seconds:g} s"
     elif isinstance(error, MCPError):
         text = error.error.message
@@ -100,6 +121,7 @@ class UpstreamSession:
         self.last_used = anyio.current_time()
         self.broken = False
         self.error: BaseException | None = None
+        self.http_status: int | None = None
         self.log_sinks: set[LogFn] = set()
         self._close = anyio.Event()
         self._on_tools_changed = on_tools_changed
@@ -118,7 +140,7 @@ class UpstreamSession:
             with connecting:
                 async with AsyncExitStack() as stack:
                     client = Client(
-                        await self.target.connect(stack),
+                        await self.target.connect(stack, self._heard_status),
                         mode="auto",
                         read_timeout_seconds=self.target.timeout_seconds,
                         message_handler=on_message,
@@ -141,6 +163,9 @@ class UpstreamSession:
             self.broken = True
             if not started:
                 task_status.started()
+
+    def _heard_status(self, status: int) -> None:
+        self.http_status = status
 
     async def _forward_log(self, params: types.LoggingMessageNotificationParams) -> None:
         level = params.level if params.level in LOG_LEVELS else "error"
