@@ -48,10 +48,10 @@ async def connect_account(
     label = clean_label(label)
     key_id, sealed = vault.seal(organization_id, clean_credential(credential))
     taken = await session.scalar(
-        select(ConnectedAccount.id).where(
-            ConnectedAccount.organization_id == organization_id,
-            ConnectedAccount.integration_id == integration_id,
-            ConnectedAccount.label == label,
+        select(col(ConnectedAccount.id)).where(
+            col(ConnectedAccount.organization_id) == organization_id,
+            col(ConnectedAccount.integration_id) == integration_id,
+            col(ConnectedAccount.label) == label,
         )
     )
     if taken is not None:
@@ -87,9 +87,9 @@ async def get_account(session: AsyncSession, *, organization_id: str, account_id
 async def list_accounts(
     session: AsyncSession, *, organization_id: str, integration_id: str | None = None
 ) -> list[ConnectedAccount]:
-    query = select(ConnectedAccount).where(ConnectedAccount.organization_id == organization_id)
+    query = select(ConnectedAccount).where(col(ConnectedAccount.organization_id) == organization_id)
     if integration_id is not None:
-        query = query.where(ConnectedAccount.integration_id == integration_id)
+        query = query.where(col(ConnectedAccount.integration_id) == integration_id)
     return list((await session.execute(query.order_by(col(ConnectedAccount.created_at)))).scalars())
 
 

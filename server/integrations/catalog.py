@@ -19,6 +19,7 @@ import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from server.integrations import accounts as account_store
 from server.integrations.models import ConnectedAccount, Integration
@@ -131,7 +132,7 @@ class IntegrationCatalog:
             return cached
         async with self._sessions() as session:
             integrations = (
-                await session.execute(select(Integration).where(Integration.organization_id == organization_id))
+                await session.execute(select(Integration).where(col(Integration.organization_id) == organization_id))
             ).scalars()
             rows = await account_store.list_accounts(session, organization_id=organization_id)
         snapshot = OrganizationIntegrations(

@@ -12,13 +12,13 @@ from typing import Any
 import anyio
 import anyio.abc
 import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from server.integrations.breaker import CircuitBreaker
 from server.integrations.upstream import (
     TRANSPORT_ERRORS,
     LogFn,
-    ProgressFn,
     UpstreamHTTPStatus,
     UpstreamSession,
     UpstreamTarget,
@@ -192,7 +192,7 @@ class UpstreamPool:
         name: str,
         arguments: dict[str, Any],
         *,
-        progress: ProgressFn | None = None,
+        progress: ProgressFnT | None = None,
         log: LogFn | None = None,
     ) -> types.CallToolResult:
         async def call(session: UpstreamSession) -> types.CallToolResult:

@@ -124,7 +124,7 @@ async def get_integration(session: AsyncSession, *, organization_id: str, integr
 
 
 async def list_integrations(session: AsyncSession, *, organization_id: str) -> list[Integration]:
-    query = select(Integration).where(Integration.organization_id == organization_id).order_by(col(Integration.id))
+    query = select(Integration).where(col(Integration.organization_id) == organization_id).order_by(col(Integration.id))
     return list((await session.execute(query)).scalars())
 
 

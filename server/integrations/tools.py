@@ -71,7 +71,8 @@ def integration_tool(
     call: UpstreamCall,
 ) -> Tool:
     upstream_name = str(listed.get("name", ""))
-    annotations = listed.get("annotations") if isinstance(listed.get("annotations"), dict) else {}
+    raw_annotations = listed.get("annotations")
+    annotations: dict[str, Any] = raw_annotations if isinstance(raw_annotations, dict) else {}
     backend = "mcp-stdio" if transport == "stdio" else "mcp-http"
 
     async def handler(ctx: ToolContext, args: PassThroughInput) -> Any:

@@ -21,7 +21,6 @@ from mcp.shared.exceptions import MCPError
 logger = logging.getLogger(__name__)
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
 Backend = Literal["mcp-http", "mcp-stdio"]
-ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 LogFn = Callable[[str, str], Awaitable[None]]
 
 

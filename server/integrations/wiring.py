@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from auth.watcher import ChangeFeed
 from server.integrations.breaker import CircuitBreaker
@@ -65,7 +66,7 @@ def integration_feeds(
 
     accounts: ChangeFeed[ConnectedAccount] = ChangeFeed(
         sessions,
-        query=lambda since: select(ConnectedAccount).where(ConnectedAccount.updated_at >= since),
+        query=lambda since: select(ConnectedAccount).where(col(ConnectedAccount.updated_at) >= since),
         convert=lambda row: row,
         identity=lambda row: row.id,
         updated_at=lambda row: row.updated_at,
@@ -74,7 +75,7 @@ def integration_feeds(
     )
     integrations: ChangeFeed[Integration] = ChangeFeed(
         sessions,
-        query=lambda since: select(Integration).where(Integration.updated_at >= since),
+        query=lambda since: select(Integration).where(col(Integration.updated_at) >= since),
         convert=lambda row: row,
         identity=lambda row: (row.organization_id, row.id),
         updated_at=lambda row: row.updated_at,

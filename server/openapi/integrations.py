@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SECURITY = [{"bearer": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
