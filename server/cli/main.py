@@ -158,7 +158,6 @@ def serve(
 
     from server.app import create_app
     from server.logging_setup import configure_logging
-    from server.serving import uvicorn_config
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
@@ -172,7 +171,15 @@ def serve(
 
     asyncio.run(migrate())
     configure_logging(settings.log_level)
-    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @db_app.command("upgrade")
