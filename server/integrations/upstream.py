@@ -144,6 +144,7 @@ class UpstreamSession:
                         read_timeout_seconds=self.target.timeout_seconds,
                         message_handler=on_message,
                         logging_callback=self._forward_log,
+                        log_level="info",  # 2026-07-28 servers send log messages only to requests that opt in
                         cache=None,
                     )
                     await stack.enter_async_context(client)

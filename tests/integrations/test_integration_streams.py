@@ -35,8 +35,9 @@ async def test_upstream_progress_reaches_the_mcp_client_and_the_execution_events
 
     events_url = f"/api/runtime/executions/{result.meta['executionId']}/events"
     events = parse_sse((await client.get(events_url, headers=headers(key))).text)
-    assert [event["event"] for event in events] == ["started", "progress", "progress", "progress", "completed"]
-    assert events[2]["data"]["data"] == {"progress": 2, "total": 3, "message": "step 2"}
+    assert [event["event"] for event in events] == ["started", "log", "progress", "progress", "progress", "completed"]
+    assert events[1]["data"]["data"] == {"level": "info", "message": "starting the steps"}
+    assert events[3]["data"]["data"] == {"progress": 2, "total": 3, "message": "step 2"}
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

@@ -73,6 +73,7 @@ def fail(reason: str) -> str:
 async def slow_progress(steps: int, ctx: Context) -> str:
     """Reports progress ``steps`` times, then answers."""
     record("call", tool="slow_progress")
+    await ctx.info("starting the steps")
     for step in range(1, steps + 1):
         await ctx.report_progress(step, steps, f"step {step}")
         await anyio.sleep(0.05)
