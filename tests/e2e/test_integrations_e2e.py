@@ -221,3 +221,26 @@ def test_server_everything_as_an_http_upstream_with_progress(capgate: CapgatePro
     with httpx.Client(base_url=capgate.url, headers={"x-api-key": key}, timeout=30) as http:
         events = parse_sse(http.get(f"/api/runtime/executions/{execution_id}/events").text)
     assert [e["event"] for e in events].count("progress") == 3
+
+
+async def test_connecting_an_account_over_http_pushes_list_changed_to_open_sessions(
+    capgate: CapgateProcess, upstream: Upstream
+) -> None:
+    from tests.e2e.test_mcp_e2e import Recorder, wait_for
+
+    org = add_org(capgate)
+    runtime_key = capgate.create_key(org)["key"]
+    manager = capgate.create_key(org, "--scope", "integrations:manage")["key"]
+    recorder = Recorder()
+    async with mcp_client(f"{capgate.url}/mcp", runtime_key, mode="legacy", message_handler=recorder.on_message) as mcp:
+        assert not any(t.name.startswith("crm_") for t in (await mcp.list_tools()).tools)
+        async with httpx.AsyncClient(base_url=capgate.url, headers={"x-api-key": manager}, timeout=30) as http:
+            created = await http.post("/api/integrations", json={"id": "crm", "url": upstream.url})
+            assert created.status_code == 201
+            await wait_for(lambda: recorder.list_changed >= 1, timeout=5)
+            connected = await http.post(
+                "/api/accounts", json={"integrationId": "crm", "label": "main", "credential": TOKENS["b"]}
+            )
+            assert connected.status_code == 201 and "whoami" in connected.json()["tools"]
+            await wait_for(lambda: recorder.list_changed >= 2, timeout=5)
+        assert "crm_whoami" in {t.name for t in (await mcp.list_tools()).tools}
