@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.deadlines import EVENTUALLY
 from tests.helpers import FAST_ARGON2
 
 CAPGATE = [str(Path(sys.executable).with_name("capgate"))]  # the installed console script, as users run it
@@ -69,11 +70,18 @@ class CapgateProcess:
         return self.log_path.read_text(errors="replace")
 
     def start(self) -> None:
+        self.launch()
+        self.wait_healthy()
+
+    def launch(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*CAPGATE, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 30
+
+    def wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 2 * EVENTUALLY
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"capgate exited early:\n{self.log_text()}")
