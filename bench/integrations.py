@@ -7,7 +7,9 @@ call through capgate is ``up_example_echo`` — capgate authenticates the key, r
 execution and forwards the call over its pooled client session to the upstream. The raw-socket
 load generator of ``bench.mcp_loadgen`` drives the stateless 2026-07-28 protocol: one
 connection for latency (capgate's added p50 = p50 through capgate − p50 direct) and
-``--connections`` for throughput, round after round, alternating which goes first.
+``--connections`` for throughput, round after round, alternating which goes first. For
+attribution, each round also times the same call made with the SDK client alone
+(``sdk_client_hop_p50_ms``): the part of the added latency that is the upstream hop itself.
 Results go to bench/results/integrations.json.
 
     .venv/bin/python -m bench integrations [--seconds 3] [--rounds 3] [--connections 8]
@@ -24,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +66,24 @@ def start_capgate_with_upstream(data_dir: Path, upstream_port: int) -> Server:
     return server
 
 
+async def sdk_client_p50_ms(port: int, seconds: float) -> float:
+    """The same call made with the SDK client capgate uses upstream, one at a time: the hop's own cost."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    latencies: list[float] = []
+    async with httpx2.AsyncClient() as http:
+        transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+        async with Client(transport, mode="auto", cache=None) as client:
+            until = time.perf_counter() + seconds
+            while time.perf_counter() < until:
+                started = time.perf_counter()
+                await client.call_tool("example_echo", {"text": "hello from the benchmark"})
+                latencies.append(time.perf_counter() - started)
+    return statistics.median(latencies) * 1000
+
+
 async def measure(server: Server, seconds: float, connections: int) -> dict[str, float]:
     await drive(server.target, "stateless", seconds=0.5, connections=connections)  # warm: key cache, upstream session
     return await drive(
@@ -81,9 +102,11 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
         samples: dict[str, dict[str, list[dict[str, float]]]] = {
             kind: {"direct": [], "capgate": []} for kind in ("latency", "throughput")
         }
+        sdk_hop: list[float] = []
         try:
             for round_index in range(rounds):
                 order = [upstream, capgate] if round_index % 2 == 0 else [capgate, upstream]
+                sdk_hop.append(await sdk_client_p50_ms(upstream.port, seconds))
                 for kind, count in (("latency", 1), ("throughput", connections)):
                     for server in order:
                         result = await measure(server, seconds, count)
@@ -103,6 +126,7 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
     return {
         "p50_ms_one_connection": latency,
         "added_p50_ms": added,
+        "sdk_client_hop_p50_ms": round(statistics.median(sdk_hop), 3),
         "p99_ms_one_connection": {
             name: round(median(samples["latency"][name], "p99_ms"), 3) for name in ("direct", "capgate")
         },
