@@ -40,7 +40,12 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "id": {"type": "string", "pattern": "^[a-z][a-z0-9]{0,31}$", "description": "prefix of its tools"},
-            "transport": {"type": "string", "enum": ["http", "stdio"], "default": "http"},
+            "transport": {
+                "type": "string",
+                "enum": ["http", "stdio"],
+                "default": "http",
+                "description": "stdio runs a command on the server: only the CLI may add one (403 here)",
+            },
             **INTEGRATION_FIELDS,
         },
     },

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from auth.grants import NotGrantable
 from auth.scopes import INTEGRATIONS_MANAGE
 from server.integrations import accounts, store
 from server.integrations.pool import UpstreamUnavailable
@@ -47,8 +48,15 @@ async def list_integrations(request: Request) -> JSONResponse:
     return JSONResponse({"integrations": [integration_public(row) for row in rows]})
 
 
+def refuse_commands(transport: str | None, command: list[str] | None) -> None:
+    """A stdio integration runs a command on the server: only an operator (the CLI) may set one."""
+    if transport == "stdio" or command is not None:
+        raise NotGrantable("stdio integrations run a command on the server; add them with the capgate CLI")
+
+
 async def create_integration(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, IntegrationCreateBody)
+    refuse_commands(body.transport, body.command)
     async with state.sessions.begin() as session:
         row = await store.create_integration(
             session,
@@ -78,6 +86,7 @@ async def get_integration(request: Request) -> JSONResponse:
 
 async def update_integration(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, IntegrationUpdateBody)
+    refuse_commands(None, body.command)
     async with state.sessions.begin() as session:
         row = await store.update_integration(
             session,

@@ -34,8 +34,6 @@ async def test_bad_integration_input_is_a_400_naming_the_field(client: httpx.Asy
         ({"id": "Bad_Id", "url": "http://127.0.0.1:9/mcp"}, "id"),
         ({"id": "crm", "url": "http://user:pw@127.0.0.1:9/mcp"}, "url"),
         ({"id": "crm", "url": "ftp://127.0.0.1/mcp"}, "url"),
-        ({"id": "crm", "transport": "stdio", "command": ["x"]}, "credentialEnv"),
-        ({"id": "crm", "transport": "stdio", "command": [], "credentialEnv": "T"}, "command"),
         ({"id": "crm", "url": "http://127.0.0.1:9/mcp", "credentialTemplate": "Bearer"}, "credentialTemplate"),
         ({"id": "crm", "url": "http://127.0.0.1:9/mcp", "timeoutSeconds": 0}, "timeoutSeconds"),
         ({"id": "crm", "url": "http://127.0.0.1:9/mcp", "surprise": 1}, "surprise"),
@@ -83,3 +81,19 @@ async def test_disabling_and_removing_accounts_changes_the_tools_at_once(
     assert renamed.json()["title"] == "Our CRM"
     assert (await client.delete("/api/integrations/crm", headers=manager)).status_code == 204
     assert (await client.get(f"/api/accounts/{ids[0]}", headers=manager)).status_code == 404
+
+
+async def test_stdio_integrations_run_commands_so_only_the_cli_may_add_them(
+    client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
+    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage"]))
+    body = {"id": "shell", "transport": "stdio", "command": ["sh", "-c", "id"], "credentialEnv": "T"}
+    refused = await client.post("/api/integrations", json=body, headers=manager)
+    assert refused.status_code == 403 and "capgate CLI" in refused.json()["error"]
+    created = await client.post(
+        "/api/integrations", json={"id": "crm", "url": "http://127.0.0.1:9/mcp"}, headers=manager
+    )
+    assert created.status_code == 201
+    patched = await client.patch("/api/integrations/crm", json={"command": ["sh"]}, headers=manager)
+    assert patched.status_code == 403
+    assert (await client.get("/api/integrations/crm", headers=manager)).json()["command"] is None

@@ -72,3 +72,13 @@ def test_cli_connects_an_account_from_stdin_and_rotation_reseals_it(tmp_path: Pa
     run("accounts", "remove", connected[0]["id"], "--org", "acme")
     run("integrations", "remove", "crm", "--org", "acme")
     assert json.loads(run("integrations", "list", "--org", "acme", "--json")) == []
+
+
+def test_stdio_integrations_need_a_command_and_the_env_var_for_the_credential(tmp_path: Path) -> None:
+    runner, env = CliRunner(), capgate_env(tmp_path)
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    assert runner.invoke(app, ["orgs", "create", "acme"], env=env).exit_code == 0
+    no_env = runner.invoke(app, ["integrations", "add", "loc", "--org", "acme", "--command", "python -V"], env=env)
+    assert no_env.exit_code == 1 and "credentialEnv" in no_env.output
+    both = ["integrations", "add", "loc", "--org", "acme", "--command", "x", "--url", "http://127.0.0.1:9/mcp"]
+    assert "exactly one of --url or --command" in runner.invoke(app, both, env=env).output
