@@ -44,36 +44,19 @@ def add_org(capgate: CapgateProcess) -> str:
     return name
 
 
+def connect_account(capgate: CapgateProcess, org: str, integration: str, label: str, credential: str) -> str:
+    """`capgate accounts connect` with the credential on stdin, as an operator would; returns the account id."""
+    args = ("accounts", "connect", integration, "--org", org, "--label", label, "--secret-stdin", "--json")
+    return str(json.loads(capgate.cli(*args, input_text=credential).stdout)[0]["id"])
+
+
 def test_cli_connected_upstream_serves_keys_and_the_chosen_account_is_called(
     capgate: CapgateProcess, upstream: Upstream
 ) -> None:
     org = add_org(capgate)
     capgate.cli("integrations", "add", "crm", "--org", org, "--url", upstream.url)
-    sales = capgate.cli(
-        "accounts",
-        "connect",
-        "crm",
-        "--org",
-        org,
-        "--label",
-        "sales",
-        "--secret-stdin",
-        "--json",
-        input_text=TOKENS["a1"],
-    )
-    support = capgate.cli(
-        "accounts",
-        "connect",
-        "crm",
-        "--org",
-        org,
-        "--label",
-        "support",
-        "--secret-stdin",
-        "--json",
-        input_text=TOKENS["a2"],
-    )
-    sales_id, support_id = json.loads(sales.stdout)[0]["id"], json.loads(support.stdout)[0]["id"]
+    sales_id = connect_account(capgate, org, "crm", "sales", TOKENS["a1"])
+    support_id = connect_account(capgate, org, "crm", "support", TOKENS["a2"])
     key = capgate.create_key(org)["key"]
     marker = secrets.token_hex(6)
     with httpx.Client(base_url=capgate.url, headers={"x-api-key": key}, timeout=30) as http:
@@ -97,7 +80,7 @@ def test_revoking_a_key_mid_call_lets_the_call_finish_and_the_next_request_gets_
 ) -> None:
     org = add_org(capgate)
     capgate.cli("integrations", "add", "crm", "--org", org, "--url", upstream.url)
-    capgate.cli("accounts", "connect", "crm", "--org", org, "--label", "main", "--secret-stdin", input_text=TOKENS["b"])
+    connect_account(capgate, org, "crm", "main", TOKENS["b"])
     created = capgate.create_key(org)
     gate = tmp_path / f"gate-{secrets.token_hex(4)}"
 
@@ -147,9 +130,7 @@ def test_stdio_upstream_gets_its_credential_in_env_restarts_after_a_crash_and_st
     with running_capgate(tmp_path / "capgate") as capgate:
         org = add_org(capgate)
         capgate.cli("integrations", "add", "local", "--org", org, "--command", command, "--env", "UPSTREAM_TOKEN")
-        capgate.cli(
-            "accounts", "connect", "local", "--org", org, "--label", "me", "--secret-stdin", input_text=TOKENS["a1"]
-        )
+        connect_account(capgate, org, "local", "me", TOKENS["a1"])
         key = capgate.create_key(org)["key"]
         with httpx.Client(base_url=capgate.url, headers={"x-api-key": key}, timeout=30) as http:
 
@@ -195,7 +176,7 @@ def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_server_everything_as_an_http_upstream_with_progress(capgate: CapgateProcess, everything: str) -> None:
     org = add_org(capgate)
     capgate.cli("integrations", "add", "everything", "--org", org, "--url", everything)
-    capgate.cli("accounts", "connect", "everything", "--org", org, "--label", "ref", "--secret-stdin", input_text="x")
+    connect_account(capgate, org, "everything", "ref", "unused-by-the-reference-server")
     key = capgate.create_key(org)["key"]
     with httpx.Client(base_url=capgate.url, headers={"x-api-key": key}, timeout=30) as http:
         names = {tool["name"] for tool in http.get("/capabilities").json()["capabilities"]}
