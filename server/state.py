@@ -19,6 +19,7 @@ from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
+from server.draining import Drain
 from server.integrations.catalog import IntegrationCatalog
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.worker import Runtime
@@ -49,6 +50,7 @@ class AppState:
     rate_limiter: RateLimiter | None
     integrations: IntegrationCatalog
     integration_feeds: list[ChangeFeed[Any]]
+    drain: Drain
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())
