@@ -1,7 +1,7 @@
 """integrations: connected accounts and upstream MCP servers
 
-Revision ID: 0005_integrations
-Revises: 0004
+Revision ID: 0006_integrations
+Revises: 0005_unique_active_key_names
 Create Date: 2026-12-01 13:45:16.329358
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import auth.dbtypes
 
-revision: str = "0005_integrations"
-down_revision: str | None = "0004"
+revision: str = "0006_integrations"
+down_revision: str | None = "0005_unique_active_key_names"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
