@@ -186,3 +186,12 @@ async def rotate_credentials(session: AsyncSession, *, vault: Vault, actor: str)
         details={"keyId": vault.current_key_id, "accounts": count},
     )
     return count
+
+
+async def integration_tool_names(session: AsyncSession, *, organization_id: str) -> set[str]:
+    """``{integration}_{tool}`` of every tool the organization's accounts list (for tool switches)."""
+    return {
+        f"{row.integration_id}_{tool.get('name')}"
+        for row in await list_accounts(session, organization_id=organization_id)
+        for tool in row.tools or ()
+    }

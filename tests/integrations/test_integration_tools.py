@@ -120,3 +120,15 @@ async def test_mcp_offers_the_account_choice_and_names_the_accounts_when_missing
         assert not chosen.is_error
         assert chosen.structured_content == {"result": f"token={TOKENS['a1']}"}
         assert chosen.meta["executionId"].startswith("exe_")
+
+
+async def test_an_organization_can_switch_off_an_integration_tool(
+    client: httpx.AsyncClient, state: AppState, keys: KeyFactory, http_upstream: Upstream
+) -> None:
+    org = await keys.organization()
+    await connect(state, org.id, "crm", {"main": TOKENS["b"]}, url=http_upstream.url)
+    key = await keys.key(org)
+    await state.runtime.switches.set_enabled(org.id, "crm_create_note", False)
+    names = {t["name"] for t in (await client.get("/capabilities", headers=headers(key))).json()["capabilities"]}
+    assert "crm_whoami" in names and "crm_create_note" not in names
+    assert (await invoke(client, key, "crm_create_note", {"text": "x"})).status_code == 404

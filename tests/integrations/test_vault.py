@@ -67,6 +67,7 @@ def test_cli_connects_an_account_from_stdin_and_rotation_reseals_it(tmp_path: Pa
     assert tested[0]["status"] == "ok"  # the re-sealed credential still opens and the upstream accepts it
     listing = run("accounts", "list", "--org", "acme") + run("integrations", "list", "--org", "acme")
     assert TOKENS["b"] not in listing
+    run("tools", "disable", "crm_create_note", "--org", "acme")  # an organization switches integration tools too
     run("accounts", "disable", connected[0]["id"], "--org", "acme")
     assert json.loads(run("accounts", "list", "--org", "acme", "--json"))[0]["status"] == "disabled"
     run("accounts", "remove", connected[0]["id"], "--org", "acme")
