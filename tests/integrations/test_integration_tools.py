@@ -132,3 +132,20 @@ async def test_an_organization_can_switch_off_an_integration_tool(
     names = {t["name"] for t in (await client.get("/capabilities", headers=headers(key))).json()["capabilities"]}
     assert "crm_whoami" in names and "crm_create_note" not in names
     assert (await invoke(client, key, "crm_create_note", {"text": "x"})).status_code == 404
+
+
+async def test_an_idempotency_key_reaches_the_upstream_once(
+    client: httpx.AsyncClient, state: AppState, keys: KeyFactory, http_upstream: Upstream
+) -> None:
+    org = await keys.organization()
+    await connect(state, org.id, "crm", {"main": TOKENS["b"]}, url=http_upstream.url)
+    key = await keys.key(org)
+    marker = f"once-{org.id}"
+    answers = [
+        await invoke(client, key, "crm_create_note", {"text": marker}, headers={"Idempotency-Key": marker})
+        for _ in range(2)
+    ]
+    assert answers[0].json()["executionId"] == answers[1].json()["executionId"]
+    assert [e for e in http_upstream.events() if e.get("text") == marker] == [
+        {"event": "call", "token": TOKENS["b"], "tool": "create_note", "text": marker}
+    ]
