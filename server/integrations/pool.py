@@ -178,8 +178,10 @@ class UpstreamPool:
         return result
 
     async def _failed(self, target: UpstreamTarget, error: BaseException, session: UpstreamSession | None) -> None:
-        if session is not None:
-            self.close(target.account_id)  # the next call reconnects (a crashed stdio upstream is restarted)
+        if session is not None and not isinstance(error, TimeoutError):
+            # The next call reconnects (a crashed stdio upstream is restarted). A call that only timed out
+            # leaves the session to the others using it; the SDK tells the upstream to stop that call.
+            self.close(target.account_id)
         message = upstream_message(error, target)
         self._last_error[target.account_id] = message
         if self.breaker.failed(target.account_id):

@@ -14,6 +14,7 @@ async def connect(
     *,
     url: str | None = None,
     command: list[str] | None = None,
+    timeout_seconds: float = 20,
 ) -> dict[str, str]:
     """Creates the integration and one account per label; returns label → connectedAccountId."""
     async with state.sessions.begin() as session:
@@ -26,7 +27,7 @@ async def connect(
             url=url,
             command=command,
             credential_env="UPSTREAM_TOKEN" if command else None,
-            timeout_seconds=20,
+            timeout_seconds=timeout_seconds,
             actor="test",
         )
         rows = [

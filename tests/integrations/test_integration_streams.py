@@ -14,7 +14,7 @@ from tests.helpers import KeyFactory
 from tests.integrations.helpers import connect
 from tests.integrations.upstreams import TOKENS, Upstream
 from tests.mcp_helpers import mcp_client
-from tests.runtime_helpers import headers, parse_sse
+from tests.runtime_helpers import headers, invoke, parse_sse
 
 
 async def test_upstream_progress_reaches_the_mcp_client_and_the_execution_events(
@@ -55,3 +55,17 @@ async def test_a_client_cancel_cancels_the_upstream_call(
             await anyio.to_thread.run_sync(http_upstream.wait_for, "started", marker)
             tasks.cancel_scope.cancel()
     await anyio.to_thread.run_sync(http_upstream.wait_for, "cancelled", marker)
+
+
+async def test_a_call_over_the_integrations_timeout_fails_clearly_and_is_cancelled_upstream(
+    client: httpx.AsyncClient, state: AppState, keys: KeyFactory, http_upstream: Upstream
+) -> None:
+    org = await keys.organization()
+    await connect(state, org.id, "crm", {"main": TOKENS["b"]}, url=http_upstream.url, timeout_seconds=1)
+    key = await keys.key(org)
+    marker = secrets.token_hex(6)
+    response = await invoke(client, key, "crm_wait_for_cancel", {"marker": marker})
+    assert response.status_code == 200
+    assert response.json()["isError"] is True and "did not answer within 1 s" in response.json()["error"]
+    await anyio.to_thread.run_sync(http_upstream.wait_for, "cancelled", marker)
+    assert (await invoke(client, key, "crm_whoami")).json()["isError"] is False  # the session still serves
