@@ -55,3 +55,27 @@ async def test_upstream_down_gives_a_clear_error_opens_the_breaker_and_recovers(
                 assert account is not None and account.status == "ok" and account.last_error is None
     finally:
         upstream.stop()
+
+
+async def test_stdio_upstreams_are_bounded_and_the_idle_one_makes_room(
+    settings: Settings, stdio_command: list[str]
+) -> None:
+    await migrate(settings.resolved_database_url)
+    async with running_app(settings.model_copy(update={"max_stdio_upstreams": 1})) as (app, client):
+        keys = factory_for(app)
+        org = await keys.organization()
+        ids = await connect(
+            app.state.capgate, org.id, "local", {"one": TOKENS["a1"], "two": TOKENS["a2"]}, command=stdio_command
+        )
+        key = await keys.key(org)
+
+        async def pid_of(account: str) -> int:
+            body = (await invoke(client, key, "local_pid", connectedAccountId=ids[account])).json()
+            assert body["isError"] is False, body
+            return int(body["result"]["result"])
+
+        first = await pid_of("one")
+        assert await pid_of("one") == first  # reused while it is the only one
+        await pid_of("two")  # only one may run: "one" (idle) is stopped to make room
+        assert app.state.capgate.integrations.pool.running_stdio() == 1
+        assert await pid_of("one") != first
