@@ -1,7 +1,7 @@
 """integrations: connected accounts and upstream MCP servers
 
-Revision ID: 0006_integrations
-Revises: 0005_unique_active_key_names
+Revision ID: 0007_integrations
+Revises: 0006_memory_word_index
 Create Date: 2026-12-01 13:45:16.329358
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import auth.dbtypes
 
-revision: str = "0006_integrations"
-down_revision: str | None = "0005_unique_active_key_names"
+revision: str = "0007_integrations"
+down_revision: str | None = "0006_memory_word_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
