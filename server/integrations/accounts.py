@@ -118,7 +118,7 @@ async def update_account(
         if vault is None:
             raise ValueError("a vault is needed to change a credential")
         row.key_id, row.sealed_credential = vault.seal(organization_id, clean_credential(credential))
-        row.tools, row.tools_refreshed_at = None, None
+        row.tools_refreshed_at = None  # listed again soon under the new credential; the old listing serves till then
         fields.append("credential")
     row.updated_by, row.updated_at = actor, utcnow()
     record_audit(

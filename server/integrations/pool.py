@@ -108,6 +108,9 @@ class UpstreamPool:
         self.breaker.forget(account_id)
         self._last_error.pop(account_id, None)
 
+    def open_sessions(self) -> int:
+        return sum(1 for session in self._sessions.values() if not session.broken)
+
     def running_stdio(self) -> int:
         return sum(1 for s in self._sessions.values() if s.target.transport == "stdio" and not s.broken)
 

@@ -172,6 +172,8 @@ async def update_account(request: Request) -> JSONResponse:
             vault=state.integrations.vault,
         )
     await _changed(state, request.user.organization_id, row.id)
+    if body.credential is not None:
+        state.integrations.schedule_refresh(request.user.organization_id, row.id)
     return JSONResponse(account_public(row))
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
+
 from server.integrations.models import ConnectedAccount
 from server.settings import Settings
 from tests.conftest import migrate
 from tests.helpers import FakeClock, factory_for, running_app
 from tests.integrations.helpers import connect
-from tests.integrations.upstreams import TOKENS, start_http_upstream
+from tests.integrations.upstreams import TOKENS, Upstream, start_http_upstream
 from tests.runtime_helpers import invoke
 
 
@@ -79,3 +81,24 @@ async def test_stdio_upstreams_are_bounded_and_the_idle_one_makes_room(
         await pid_of("two")  # only one may run: "one" (idle) is stopped to make room
         assert app.state.capgate.integrations.pool.running_stdio() == 1
         assert await pid_of("one") != first
+
+
+async def test_a_changed_credential_reconnects_and_an_idle_connection_is_closed(
+    settings: Settings, http_upstream: Upstream
+) -> None:
+    await migrate(settings.resolved_database_url)
+    async with running_app(settings.model_copy(update={"upstream_idle_seconds": 0.2})) as (app, client):
+        keys = factory_for(app)
+        org = await keys.organization()
+        ids = await connect(app.state.capgate, org.id, "crm", {"main": TOKENS["a1"]}, url=http_upstream.url)
+        key, manager = await keys.key(org), await keys.key(org, scopes=["integrations:manage"])
+        pool = app.state.capgate.integrations.pool
+        assert (await invoke(client, key, "crm_whoami")).json()["result"] == {"result": f"token={TOKENS['a1']}"}
+        changed = await client.patch(
+            f"/api/accounts/{ids['main']}", json={"credential": TOKENS["a2"]}, headers={"x-api-key": manager}
+        )
+        assert changed.status_code == 200
+        assert (await invoke(client, key, "crm_whoami")).json()["result"] == {"result": f"token={TOKENS['a2']}"}
+        with anyio.fail_after(10):
+            while pool.open_sessions():
+                await anyio.sleep(0.05)
