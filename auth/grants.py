@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from auth.errors import CapgateError, InvalidRequest
 from auth.scopes import (
+    INTEGRATIONS_MANAGE,
     KEYS_MANAGE,
     METRICS_READ,
     RUNTIME,
@@ -19,14 +20,15 @@ from auth.scopes import (
 OPERATOR_SCOPES = frozenset({WILDCARD, METRICS_READ})
 _ROLE_SCOPES: dict[str, frozenset[str]] = {
     "member": frozenset({RUNTIME, RUNTIME_READ}),
-    "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
-    "owner": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+    "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
+    "owner": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
 }
 _KEY_SCOPE_GRANTS: dict[str, frozenset[str]] = {
     RUNTIME: frozenset({RUNTIME, RUNTIME_READ}),
     RUNTIME_READ: frozenset({RUNTIME_READ}),
     KEYS_MANAGE: frozenset({KEYS_MANAGE}),
-    WILDCARD: frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+    INTEGRATIONS_MANAGE: frozenset({INTEGRATIONS_MANAGE}),
+    WILDCARD: frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
 }
 
 

@@ -78,7 +78,9 @@ def audit_decisions(
 
 @keys_app.command("explain")
 def keys_explain(key_id: str, tool: str, as_json: JsonOption = False) -> None:
-    """Say whether the key may call the tool now, and which rule says so (the runtime's own decision)."""
+    """Say whether the key may call the tool now, and which rule says so (the runtime's own decision).
+
+    Built-in and plugin tools; for a connected integration's tools ask GET /api/keys/{id}/explain."""
     from server.wiring import memory_limits
     from tools.catalog import default_registry
     from tools.switches import disabled_tools

@@ -9,7 +9,7 @@ Rate limits are left out: they depend on traffic, not on the key's policy.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from auth.records import KeyRecord
 from auth.scopes import RUNTIME
 from auth.verifier import standing
 from server.observability.observed import scope_rule
-from tools.registry import ToolRegistry
+from tools.registry import Tool, ToolRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,13 @@ class Explanation:
 
 
 def explain_tool(
-    *, key: ApiKey, tool_name: str, tools: ToolRegistry, disabled: Collection[str], now: datetime
+    *,
+    key: ApiKey,
+    tool_name: str,
+    tools: ToolRegistry,
+    disabled: Collection[str],
+    now: datetime,
+    upstream: Mapping[str, Tool] | None = None,
 ) -> Explanation:
     record = KeyRecord.from_row(key)
 
@@ -57,5 +63,5 @@ def explain_tool(
     held, rule = scope_rule(RUNTIME, record.scopes)
     if held is None:
         return answer(False, "insufficient_scope", rule)
-    verdict = tools.decide(principal_for(record), tool_name, disabled)
+    verdict = tools.decide(principal_for(record), tool_name, disabled, upstream)
     return answer(verdict.allowed, verdict.reason, verdict.rule)

@@ -82,5 +82,8 @@ async def explain_key(request: Request) -> JSONResponse:
             session, key_id=request.path_params["key_id"], organization_id=request.user.organization_id
         )
     disabled = await state.runtime.switches.disabled(key.organization_id)
-    explanation = explain_tool(key=key, tool_name=tool, tools=state.tools, disabled=disabled, now=state.now())
+    upstream = {} if tool in state.tools else await state.integrations.tools(key.organization_id)
+    explanation = explain_tool(
+        key=key, tool_name=tool, tools=state.tools, disabled=disabled, now=state.now(), upstream=upstream
+    )
     return JSONResponse(explanation.public())

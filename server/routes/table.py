@@ -14,6 +14,7 @@ from server.routes.capabilities import capabilities
 from server.routes.decisions import explain_key, list_decisions_route
 from server.routes.executions import execution_events, get_execution
 from server.routes.health import healthz, readyz
+from server.routes.integrations import integration_routes
 from server.routes.keys import (
     create_key_with_key,
     create_key_with_password,
@@ -95,6 +96,7 @@ def api_routes(mcp_endpoint: ASGIApp) -> list[BaseRoute]:
         scoped_route("/api/keys/{key_id}/rotate", rotate_key, scope=KEYS_MANAGE, methods=["POST"]),
         scoped_route("/api/keys/{key_id}/explain", explain_key, scope=KEYS_MANAGE),
         scoped_route("/api/audit", list_audit, scope=KEYS_MANAGE),
+        *integration_routes(),
         scoped_route("/api/audit/decisions", list_decisions_route, scope=KEYS_MANAGE),
         scoped_route("/metrics", metrics_endpoint, scope=METRICS_READ),
     ]

@@ -22,6 +22,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from auth.errors import InvalidRequest, NotFound
 from auth.principal import Principal
+from server.integrations.tools import ACCOUNT_FIELD, choose_account
 from server.observability.observed import ObservedRequest
 from server.runtime import store as runtime_store
 from server.runtime.models import Execution
@@ -50,7 +51,14 @@ class InvocationResult:
 
 async def visible_tools(state: AppState, principal: Principal) -> list[Tool]:
     disabled = await state.runtime.switches.disabled(principal.organization_id)
-    return [tool for tool in state.tools.visible_to(principal) if tool.name not in disabled]
+    tools = state.tools.visible_to(principal)
+    upstream = await state.integrations.tools(principal.organization_id)
+    if upstream:
+        granted = (
+            tool for tool in upstream.values() if tool.name not in state.tools and state.tools.grants(principal, tool)
+        )
+        tools = [*tools, *granted]
+    return [tool for tool in tools if tool.name not in disabled]
 
 
 async def find_tool(
@@ -62,7 +70,8 @@ async def find_tool(
     recorded with the rule that made it.
     """
     disabled = await state.runtime.switches.disabled(principal.organization_id)
-    verdict = state.tools.decide(principal, tool_name, disabled)
+    upstream = {} if tool_name in state.tools else await state.integrations.tools(principal.organization_id)
+    verdict = state.tools.decide(principal, tool_name, disabled, upstream)
     if observation is not None:
         observation.decide(
             allowed=verdict.allowed,
@@ -72,7 +81,7 @@ async def find_tool(
             tool=tool_name,
             principal=principal,
         )
-    tool = state.tools.get(tool_name)
+    tool = state.tools.get(tool_name) or upstream.get(tool_name)
     if not verdict.allowed or tool is None:
         raise NotFound(f"Unknown tool: {tool_name}")
     return tool
@@ -152,6 +161,11 @@ async def invoke_tool(
     route: str = "",
 ) -> InvocationResult:
     tool = await find_tool(state, principal, tool_name, observation, route)
+    if tool.accounts:
+        if connected_account_id is None and isinstance(arguments.get(ACCOUNT_FIELD), str):
+            connected_account_id = arguments[ACCOUNT_FIELD]  # over MCP the account is an argument
+        arguments = {name: value for name, value in arguments.items() if name != ACCOUNT_FIELD}
+        connected_account_id = choose_account(tool, connected_account_id)
     args = validate_input(tool, arguments)
     organization_id = principal.organization_id
     if session_id is not None and idempotency_key is None:
@@ -196,6 +210,7 @@ async def invoke_tool(
         execution_id=recorder.execution_id,
         db=OrganizationDatabase(organization_id, state.sessions),
         _emit=recorder.emit,
+        connected_account_id=connected_account_id,
     )
     spans = state.metrics.spans
     try:

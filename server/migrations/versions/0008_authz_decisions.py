@@ -1,7 +1,7 @@
 """authorization decision log; policy revision on keys
 
-Revision ID: 0007_authz_decisions
-Revises: 0006_memory_word_index
+Revision ID: 0008_authz_decisions
+Revises: 0007_integrations
 Create Date: 2026-12-01 14:10:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import auth.dbtypes
 
-revision: str = "0007_authz_decisions"
-down_revision: str | None = "0006_memory_word_index"
+revision: str = "0008_authz_decisions"
+down_revision: str | None = "0007_integrations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
