@@ -160,7 +160,9 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     tool_watcher = tool_setting_feed(
         sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
     )
-    integrations = build_catalog(settings, sessions, on_change=mcp_sessions.notify_organization, clock=clock)
+    integrations = build_catalog(
+        settings, sessions, on_change=mcp_sessions.notify_organization, clock=clock, metrics=metrics
+    )
     return AppState(
         settings=settings,
         engine=engine,
