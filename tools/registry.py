@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from auth.principal import Principal
+from tools.access import Verdict, grant_verdict, unknown_tool_verdict
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -73,10 +73,6 @@ def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
-    return patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
@@ -105,8 +101,26 @@ class ToolRegistry:
         return self._grants(principal, tool)
 
     def _grants(self, principal: Principal, tool: Tool) -> bool:
-        if not principal.has_scope(tool.scope):
-            return False
-        if principal.read_only and not tool.read_only:
-            return False
-        return allowed_by_patterns(tool.name, principal.allowed_tools)
+        return self.verdict(principal, tool).allowed
+
+    def verdict(self, principal: Principal, tool: Tool, disabled: Collection[str] = ()) -> Verdict:
+        return grant_verdict(
+            tool_name=tool.name,
+            tool_scope=tool.scope,
+            tool_read_only=tool.read_only,
+            key_scopes=principal.key_scopes,
+            allowed_tools=principal.allowed_tools,
+            disabled=disabled,
+        )
+
+    def decide(
+        self,
+        principal: Principal,
+        tool_name: str,
+        disabled: Collection[str] = (),
+        upstream: Mapping[str, Tool] | None = None,
+    ) -> Verdict:
+        """The decision the runtime acts on (and ``keys explain`` reports) for calling ``tool_name``;
+        ``upstream`` holds the organization's integration tools (a registered tool wins over one of them)."""
+        tool = self._tools.get(tool_name) or (upstream or {}).get(tool_name)
+        return unknown_tool_verdict() if tool is None else self.verdict(principal, tool, disabled)

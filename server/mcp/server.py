@@ -28,6 +28,8 @@ from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
 from server.integrations.tools import AccountRequired, mcp_input_schema
 from server.mcp.sessions import McpSessionDirectory
+from server.observability.mcp import McpObservation
+from server.observability.observed import observed
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
 from server.state import AppState
@@ -154,7 +156,14 @@ def build_mcp_server(state: AppState) -> Server[Any]:
 
         try:
             result = await invoke_tool(
-                state, principal, params.name, dict(params.arguments or {}), source="mcp", on_progress=on_progress
+                state,
+                principal,
+                params.name,
+                dict(params.arguments or {}),
+                source="mcp",
+                on_progress=on_progress,
+                observation=observed(ctx.request.scope) if ctx.request is not None else None,
+                route="tools/call",
             )
         except NotFound:
             return error_result(f"Unknown tool: {params.name}")
@@ -188,6 +197,7 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         get_tool_input_schema=tool_input_schema_lookup(state),
     )
     server.middleware.append(SessionTracker(state.mcp_sessions))
+    server.middleware.append(McpObservation(state.metrics, state.tools))
     return server
 
 

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from auth.errors import InvalidRequest
+from server.observability.observed import observed, route_template
 from server.routes.bodies import read_model
 from server.routes.capabilities import capabilities_document
 from server.routes.runtime_wire import InvokeBody, SessionCreateBody, invocation_public, session_public
@@ -28,6 +29,8 @@ async def _invoke(request: Request, tool_name: str, session_id: str | None) -> J
         connected_account_id=body.connectedAccountId,
         idempotency_key=request.headers.get("idempotency-key"),
         source="api",
+        observation=observed(request.scope),
+        route=f"POST {route_template(request.scope)}",
     )
     return JSONResponse(invocation_public(result))
 

@@ -339,6 +339,34 @@ async def test_oauth_probe_paths_hold_nothing_of_any_org(client: httpx.AsyncClie
         assert response.json() == {"error": "Not found", "code": "not_found"}
 
 
+@isolation("GET", "/api/audit/decisions")
+async def test_decision_log_shows_only_the_callers_org(
+    client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs, state: AppState
+) -> None:
+    await state.decisions.flush(state.sessions, state.runtime.committer.submit)
+    manager = await manager_of_other_org(keys)
+    decisions = (await client.get("/api/audit/decisions", headers=manager)).json()["decisions"]
+    assert orgs.a_key[8:20] not in str(decisions)
+    by_key = await client.get("/api/audit/decisions", params={"keyId": orgs.a_key[8:20]}, headers=manager)
+    assert by_key.json()["decisions"] == []
+
+
+@isolation("GET", "/api/keys/{key_id}/explain")
+async def test_explaining_another_orgs_key_is_404(client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs) -> None:
+    url = f"/api/keys/{orgs.a_key[8:20]}/explain"
+    response = await client.get(url, params={"tool": "memory_read"}, headers=await manager_of_other_org(keys))
+    assert_unknown(response, f"API key: {orgs.a_key[8:20]}")
+
+
+@isolation("GET", "/metrics")
+async def test_metrics_hold_no_key_ids_and_no_data(client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs) -> None:
+    assert (await client.get("/metrics", headers=await manager_of_other_org(keys))).status_code == 403
+    operator = await keys.key(await keys.organization(), scopes=["metrics:read"])
+    exposition = (await client.get("/metrics", headers=headers(operator))).text
+    assert "capgate_tool_executions_total" in exposition
+    assert orgs.a_key[8:20] not in exposition and orgs.b_key[8:20] not in exposition and SECRET not in exposition
+
+
 @pytest.fixture
 async def hostile_app(settings: Settings) -> AsyncIterator[Starlette]:
     await migrate(settings.resolved_database_url)
