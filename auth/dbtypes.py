@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, func, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The database server's clock, shared by every process that uses the database.
+
+    SQLite lives on this host, so there it is this host's clock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return utcnow()
+    value: datetime = await session.scalar(select(func.statement_timestamp()))
+    return value.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now, utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.keys import random_base62
 from server.group_commit import Row, write
@@ -149,32 +149,38 @@ async def claim_idempotency_key(
     execution_id: str,
     ttl: timedelta,
 ) -> str | None:
-    """None when this call owns the key now; else the execution id of the earlier call with the same body."""
-    now = utcnow()
+    """None when this call owns the key now; else the execution id of the earlier call with the same body.
+
+    Taking over an expired record is one conditional UPDATE: of two concurrent retries only the
+    one whose UPDATE matched owns the key (PostgreSQL re-checks the condition after the row lock).
+    """
+    now = await database_now(session)
+    values = {"request_hash": request_hash, "execution_id": execution_id, "created_at": now}
     statement = (
         _insert(session)(IdempotencyRecord)
-        .values(
-            organization_id=organization_id,
-            key=key,
-            request_hash=request_hash,
-            execution_id=execution_id,
-            created_at=now,
-        )
+        .values(organization_id=organization_id, key=key, **values)
         .on_conflict_do_nothing(index_elements=["organization_id", "key"])
         .returning(IdempotencyRecord.key)
     )
     if (await session.execute(statement)).scalar_one_or_none() is not None:
         return None
-    existing = await session.get(IdempotencyRecord, (organization_id, key))
-    if existing is None:  # deleted between the two statements: treat as ours on the next try
-        raise Conflict("Idempotency key is being replaced; retry", code="idempotency_key_busy")
-    if existing.created_at < now - ttl:
-        existing.request_hash, existing.execution_id, existing.created_at = request_hash, execution_id, now
-        await session.flush()
+    record = and_(IdempotencyRecord.organization_id == organization_id, IdempotencyRecord.key == key)  # type: ignore[arg-type]
+    takeover = (
+        update(IdempotencyRecord)
+        .where(record, IdempotencyRecord.created_at < now - ttl)  # type: ignore[arg-type]
+        .values(**values)
+        .returning(IdempotencyRecord.key)
+    )
+    if (await session.execute(takeover)).scalar_one_or_none() is not None:
         return None
+    existing = (
+        await session.execute(select(IdempotencyRecord.request_hash, IdempotencyRecord.execution_id).where(record))
+    ).one_or_none()
+    if existing is None:  # deleted between the statements: the caller may simply retry
+        raise Conflict("Idempotency key is being replaced; retry", code="idempotency_key_busy")
     if existing.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request body", code="idempotency_key_reused")
-    return existing.execution_id
+    return str(existing.execution_id)
 
 
 async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
