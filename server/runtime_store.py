@@ -136,6 +136,11 @@ async def load_events(session: AsyncSession, *, execution_id: str, after: int) -
     return [EventRecord(row.seq, row.type, row.data, row.created_at) for row in rows]
 
 
+async def execution_finished(session: AsyncSession, *, execution_id: str) -> bool:
+    status = await session.scalar(select(Execution.status).where(Execution.id == execution_id))  # type: ignore[arg-type]
+    return status is not None and status != "running"
+
+
 def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
