@@ -6,8 +6,10 @@ the app's routes and fails for any authenticated route without one.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -15,7 +17,7 @@ from starlette.routing import Mount, Route
 
 from server.state import AppState
 from tests.helpers import KeyFactory
-from tests.runtime_helpers import headers, invoke
+from tests.runtime_helpers import HeldTool, app_client, headers, invoke
 
 F = TypeVar("F", bound=Callable[..., Any])
 COVERED: dict[tuple[str, str], str] = {}
@@ -228,3 +230,18 @@ def authenticated_routes(app: Starlette) -> set[tuple[str, str]]:
 def test_every_authenticated_route_has_an_isolation_test(app: Starlette) -> None:
     missing = sorted(authenticated_routes(app) - set(COVERED))
     assert not missing, f"routes without an isolation test (add one with @isolation(method, path)): {missing}"
+
+
+async def test_events_of_another_orgs_running_execution_are_404(tmp_path: Path, database_url: str) -> None:
+    held = HeldTool()
+    async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, _state):
+        a_key, b_key = await keys.key(await keys.organization()), await keys.key(await keys.organization())
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(invoke, client, a_key, "hold")
+                await held.started.wait()
+                url = f"/api/runtime/executions/{held.execution_ids[0]}/events"
+                response = await client.get(url, headers=headers(b_key))
+                held.release.set()
+        assert_unknown(response, "execution")
+        assert "holding" not in response.text
