@@ -10,8 +10,8 @@ from asgi_lifespan import LifespanManager
 
 from auth.dbtypes import utcnow
 from server.app import create_app
-from server.live import EventRecord
 from server.routes.executions import follow
+from server.runtime.live import EventRecord
 from server.state import AppState
 from tests.conftest import migrate
 from tests.helpers import KeyFactory, make_settings

@@ -17,9 +17,9 @@ from sqlalchemy.util import await_only
 
 from auth import store
 from auth.dbtypes import utcnow
-from server import runtime_store
 from server.db import create_engine, session_factory
-from server.models import IdempotencyRecord
+from server.runtime import store as runtime_store
+from server.runtime.models import IdempotencyRecord
 from tests.conftest import migrate
 
 TTL = timedelta(hours=24)
