@@ -17,15 +17,15 @@ from typing import Any, Literal
 
 import anyio
 from pydantic import ValidationError
-from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from auth.errors import InvalidRequest, NotFound
 from auth.principal import Principal
 from server.runtime import store as runtime_store
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime.tool_call import call_tool
 from server.state import AppState
-from tools.context import OrganizationDatabase, ToolContext, ToolError
+from tools.context import OrganizationDatabase, ToolContext
 from tools.registry import Tool
 
 logger = logging.getLogger(__name__)
@@ -105,20 +105,6 @@ async def wait_for_result(state: AppState, principal: Principal, execution_id: s
         await anyio.sleep(state.settings.execution_poll_seconds)
 
 
-async def _call(tool: Tool, ctx: ToolContext, args: Any) -> tuple[Literal["succeeded", "failed"], Any, str | None]:
-    try:
-        result = await tool.handler(ctx, args)
-    except ToolError as exc:
-        return "failed", None, exc.message
-    except Exception as exc:  # the tool boundary: any failure becomes a failed execution, never a 500
-        logger.exception("tool %s raised", tool.name)
-        return "failed", None, f"{type(exc).__name__}: {exc}"[:2000]
-    try:
-        return "succeeded", to_jsonable_python(result), None
-    except PydanticSerializationError:
-        return "failed", None, f"Tool {tool.name} returned a result that is not JSON"
-
-
 async def invoke_tool(
     state: AppState,
     principal: Principal,
@@ -180,7 +166,7 @@ async def invoke_tool(
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(recorder.flush_every, state.settings.event_flush_seconds)
-            status, output, error = await _call(tool, ctx, args)
+            status, output, error = await call_tool(tool, ctx, args)
             tasks.cancel_scope.cancel()
     except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
         with anyio.CancelScope(shield=True):
