@@ -11,6 +11,7 @@ import base64
 import binascii
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -136,6 +137,25 @@ async def load_events(session: AsyncSession, *, execution_id: str, after: int) -
     return [EventRecord(row.seq, row.type, row.data, row.created_at) for row in rows]
 
 
+async def update_if_running(session: AsyncSession, *, execution_id: str, values: dict[str, Any]) -> bool:
+    """Updates the execution while it is `running`; False when another process has marked it interrupted."""
+    result = await session.execute(
+        update(Execution).where(Execution.id == execution_id, Execution.status == "running").values(**values)  # type: ignore[arg-type]
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def update_execution(session: AsyncSession, *, execution_id: str, values: dict[str, Any]) -> None:
+    await session.execute(update(Execution).where(Execution.id == execution_id).values(**values))  # type: ignore[arg-type]
+
+
+async def next_event_seq(session: AsyncSession, *, execution_id: str) -> int:
+    last = await session.scalar(
+        select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution_id)  # type: ignore[arg-type]
+    )
+    return int(last or 0) + 1
+
+
 async def execution_finished(session: AsyncSession, *, execution_id: str) -> bool:
     status = await session.scalar(select(Execution.status).where(Execution.id == execution_id))  # type: ignore[arg-type]
     return status is not None and status != "running"
@@ -189,7 +209,8 @@ async def claim_idempotency_key(
 
 
 async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
-    now = utcnow()
+    """Stamped with the database's clock: the same clock judges staleness, whatever the processes' clocks say."""
+    now = await database_now(session)
     statement = (
         _insert(session)(RuntimeWorker)
         .values(id=worker_id, started_at=now, heartbeat_at=now)
@@ -202,8 +223,14 @@ async def remove_worker(session: AsyncSession, *, worker_id: str) -> None:
     await session.execute(delete(RuntimeWorker).where(RuntimeWorker.id == worker_id))  # type: ignore[arg-type]
 
 
-async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: datetime, own_worker_id: str) -> int:
-    """Running executions whose process stopped beating become `interrupted`, with a terminal event."""
+async def interrupt_orphaned_executions(session: AsyncSession, *, stale_after: timedelta, own_worker_id: str) -> int:
+    """Running executions whose process has not beaten for ``stale_after`` (database time) become `interrupted`.
+
+    The terminal event takes the next free number; should the process still be alive after all, its own
+    later events follow that one (see ExecutionRecorder).
+    """
+    now = await database_now(session)
+    stale_before = now - stale_after
     alive = select(RuntimeWorker.id).where(RuntimeWorker.heartbeat_at >= stale_before)
     query = select(Execution).where(
         Execution.status == "running",
@@ -211,19 +238,16 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: 
         or_(Execution.worker_id.is_(None), Execution.worker_id.not_in(alive)),  # type: ignore[union-attr]
     )
     orphans = list((await session.execute(query)).scalars())
-    now = utcnow()
     message = "Execution was interrupted: its server process stopped"
     for execution in orphans:
-        last = await session.scalar(
-            select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution.id)
-        )
+        seq = await next_event_seq(session, execution_id=execution.id)
         result = await session.execute(
             update(Execution)
             .where(Execution.id == execution.id, Execution.status == "running")  # type: ignore[arg-type]
             .values(status="interrupted", error=message, finished_at=now)
         )
         if result.rowcount:  # type: ignore[attr-defined]
-            event = EventRecord(int(last or 0) + 1, "interrupted", {"status": "interrupted", "error": message}, now)
+            event = EventRecord(seq, "interrupted", {"status": "interrupted", "error": message}, now)
             await write(session, event_rows(execution.organization_id, execution.id, [event]))
     await session.execute(delete(RuntimeWorker).where(RuntimeWorker.heartbeat_at < stale_before))  # type: ignore[arg-type]
     return len(orphans)

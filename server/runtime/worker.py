@@ -11,7 +11,6 @@ import anyio
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth.dbtypes import utcnow
 from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter
 from server.runtime.live import LiveExecutions
@@ -35,7 +34,7 @@ async def beat_once(sessions: async_sessionmaker[AsyncSession], *, worker_id: st
     async with sessions.begin() as session:
         await runtime_store.heartbeat(session, worker_id=worker_id)
         return await runtime_store.interrupt_orphaned_executions(
-            session, stale_before=utcnow() - timedelta(seconds=3 * interval), own_worker_id=worker_id
+            session, stale_after=timedelta(seconds=3 * interval), own_worker_id=worker_id
         )
 
 
