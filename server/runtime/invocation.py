@@ -18,7 +18,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import ValidationError
 
-from auth.errors import InvalidRequest, NotFound
+from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.principal import Principal
 from server.runtime import store as runtime_store
 from server.runtime.models import Execution
@@ -85,6 +85,18 @@ def validate_idempotency_key(key: str) -> str:
 
 
 def result_of(execution: Execution) -> InvocationResult:
+    """What a retry with the same Idempotency-Key answers: the first call's result.
+
+    An interrupted first call has no result, and may have applied in part (a write may have
+    committed before the cut): the retry says exactly that rather than run the tool again.
+    """
+    if execution.status == "interrupted":
+        raise Conflict(
+            "The first call with this Idempotency-Key was interrupted and may have applied in part;"
+            " check its execution, then retry with a new Idempotency-Key",
+            code="idempotency_key_interrupted",
+            details={"executionId": execution.id},
+        )
     if execution.status == "succeeded":
         return InvocationResult(execution.id, execution.session_id, "succeeded", execution.output, None)
     return InvocationResult(execution.id, execution.session_id, "failed", None, execution.error or "Execution failed")

@@ -4,9 +4,11 @@ A gate holds a claim just before it writes to ``idempotency_keys`` (after whatev
 so two claims can be lined up exactly as two concurrent retries would run.
 """
 
+import functools
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,6 +23,7 @@ from server.db import create_engine, session_factory
 from server.runtime import store as runtime_store
 from server.runtime.models import IdempotencyRecord
 from tests.conftest import migrate
+from tests.runtime_helpers import HeldTool, app_client, headers, invoke
 
 TTL = timedelta(hours=24)
 
@@ -86,3 +89,26 @@ async def test_two_concurrent_retries_of_an_expired_key_run_once(engine: AsyncEn
     assert len(owners) == 1, outcomes
     other = "exe_b" if owners == ["exe_a"] else "exe_a"
     assert outcomes[other] == owners[0]
+
+
+async def test_a_retry_after_an_interrupted_first_call_says_so_and_does_not_run(
+    tmp_path: Path, database_url: str
+) -> None:
+    held = HeldTool()
+    async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, _state):
+        key = await keys.key(await keys.organization())
+        retry_headers = {"Idempotency-Key": "once"}
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tasks:  # the client gives up: its call is cancelled
+                tasks.start_soon(functools.partial(invoke, client, key, "hold", headers=retry_headers))
+                await held.started.wait()
+                tasks.cancel_scope.cancel()
+        first = held.execution_ids[0]
+        execution = await client.get(f"/api/runtime/executions/{first}", headers=headers(key))
+        assert execution.json()["status"] == "interrupted"
+        retry = await invoke(client, key, "hold", headers=retry_headers)
+        assert retry.status_code == 409, retry.text
+        assert retry.json()["code"] == "idempotency_key_interrupted"
+        assert retry.json()["details"] == {"executionId": first}
+        assert "may have" in retry.json()["error"]
+        assert held.execution_ids == [first]
