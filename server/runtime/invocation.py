@@ -10,6 +10,7 @@ cache.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -65,10 +66,11 @@ def _field_name(location: tuple[int | str, ...]) -> str:
 
 
 def validate_input(tool: Tool, arguments: Any) -> Any:
+    """Strict JSON validation: `true` or `"7"` is no integer (the schema the client saw says so)."""
     if not isinstance(arguments, dict):
         raise InvalidRequest("Tool input must be a JSON object", details={"input": "must be an object"})
     try:
-        return tool.input_model.model_validate(arguments)
+        return tool.input_model.model_validate_json(json.dumps(arguments), strict=True)
     except ValidationError as exc:
         fields: dict[str, str] = {}
         for error in exc.errors(include_url=False):
@@ -156,7 +158,7 @@ async def invoke_tool(
     if idempotency_key is not None:
         claim = IdempotencyClaim(
             key=idempotency_key,
-            request_hash=request_hash(tool.name, arguments, session_id, connected_account_id),
+            request_hash=request_hash(tool.name, args.model_dump(mode="json"), session_id, connected_account_id),
             ttl=timedelta(seconds=state.settings.idempotency_ttl_seconds),
         )
         try:
