@@ -98,6 +98,9 @@ class ExecutionRecorder:
         started_at = self.live.events[0].created_at
         rows: list[Row] = []
         if self.creates_session:
+            # Stamped when written, not when the call began: sessions page newest first, and a row that
+            # appeared later under an earlier time would land behind pages a client has already read.
+            written_at = utcnow()
             session_table = RuntimeSession.__table__  # type: ignore[attr-defined]
             rows.append(
                 (
@@ -110,8 +113,8 @@ class ExecutionRecorder:
                         "interaction_mode": "autonomous",
                         "status": "active",
                         "created_by_key_id": self.key_id,
-                        "created_at": started_at,
-                        "updated_at": started_at,
+                        "created_at": written_at,
+                        "updated_at": written_at,
                         "archived_at": None,
                     },
                 )
