@@ -6,11 +6,14 @@ import fnmatch
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
 from auth.principal import Principal
+
+if TYPE_CHECKING:
+    from tools.plugins import SkippedPlugin
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -45,8 +48,9 @@ def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
 
 
 class ToolRegistry:
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, skipped: Iterable[SkippedPlugin] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.skipped = list(skipped)  # plugins that did not load, for `capgate tools list`
         for tool in tools:
             self.register(tool)
 
