@@ -61,6 +61,7 @@ class HeldTool:
     name: str = "hold"
     started: anyio.Event = field(default_factory=anyio.Event)
     release: anyio.Event = field(default_factory=anyio.Event)
+    cancelled: anyio.Event = field(default_factory=anyio.Event)
     execution_ids: list[str] = field(default_factory=list)
     result: Any = "released"
 
@@ -68,7 +69,11 @@ class HeldTool:
         self.execution_ids.append(ctx.execution_id)
         await ctx.progress(1, 2, "holding")
         self.started.set()
-        await self.release.wait()
+        try:
+            await self.release.wait()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.set()
+            raise
         return self.result
 
     def tool(self) -> Tool:

@@ -24,8 +24,9 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
-from auth.errors import CapgateError, InvalidRequest, NotFound
+from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
+from auth.streams import StreamTimeLimit
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
@@ -145,16 +146,24 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         async def on_progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(done, total, message)
 
+        # A legacy session runs this handler in the session's task, outside the cancel scope of the POST
+        # that carried the call: the call gets its own, so the kill switch and max_stream_seconds stop the tool too.
+        bound = state.streams.open(principal.key_id, is_stream=False)
         try:
-            result = await invoke_tool(
-                state, principal, params.name, dict(params.arguments or {}), source="mcp", on_progress=on_progress
-            )
+            with bound.scope:
+                result = await invoke_tool(
+                    state, principal, params.name, dict(params.arguments or {}), source="mcp", on_progress=on_progress
+                )
+            if bound.scope.cancelled_caught:
+                return error_result((RevokedApiKey if bound.terminated else StreamTimeLimit).message)
         except NotFound:
             return error_result(f"Unknown tool: {params.name}")
         except InvalidRequest as error:
             return error_result(invalid_input_message(error))
         except CapgateError as error:
             return error_result(error.message)
+        finally:
+            state.streams.close(bound)
         meta = {
             "executionId": result.execution_id,
             "sessionId": result.session_id,
