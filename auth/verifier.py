@@ -121,13 +121,16 @@ class KeyVerifier:
             raise InvalidApiKey()
         digest = peppered_digest(self._pepper, parsed.raw)
         cached = self._verified.get(record.key_id)
-        if cached is None or not hmac.compare_digest(cached, digest):
+        fresh = cached is None or not hmac.compare_digest(cached, digest)
+        if fresh:
             await self._verify_secret(record, digest, parsed.raw)
         # Only a caller holding the right secret learns that the key is revoked or expired.
         if record.revoked_at is not None:
             raise RevokedApiKey()
         if record.expires_at is not None and record.expires_at <= self._now():
             raise ExpiredApiKey()
+        if fresh:  # after the checks: a key that may not be used gets no write
+            await self._rehash_if_outdated(record, parsed.raw)
         return record
 
     async def _verify_secret(self, record: KeyRecord, digest: bytes, raw: str) -> None:
@@ -145,6 +148,8 @@ class KeyVerifier:
             raise InvalidApiKey()
         self._verified.put(record.key_id, digest)
         self._failures.pop(record.key_id)
+
+    async def _rehash_if_outdated(self, record: KeyRecord, raw: str) -> None:
         if self._save_rehashed is not None and self._hasher.needs_rehash(record.key_hash):
             new_hash = await anyio.to_thread.run_sync(self._hasher.hash, raw, limiter=self._limiter)
             await self._save_rehashed(record.key_id, new_hash)

@@ -198,3 +198,31 @@ async def test_outdated_hash_parameters_are_rehashed_on_success(store: Store, ha
     await verifier.verify(key.raw)
     assert not hasher.needs_rehash(saved[key.key_id])
     assert hasher.verify(saved[key.key_id], key.raw)
+
+
+@pytest.mark.parametrize("ended", ["revoked", "expired"])
+async def test_a_revoked_or_expired_key_is_not_rehashed(store: Store, hasher: SecretHasher, ended: str) -> None:
+    """Rehashing writes the key's row: a key that may no longer be used gets no write."""
+    weak = SecretHasher(Argon2Parameters(time_cost=1, memory_cost=512, parallelism=1))
+    key = generate_key()
+    past = utcnow() - timedelta(hours=1)
+    store.records[key.key_id] = KeyRecord(
+        key_id=key.key_id,
+        organization_id="org_a",
+        name="k",
+        scopes=("runtime",),
+        allowed_tools=None,
+        expires_at=past if ended == "expired" else None,
+        revoked_at=past if ended == "revoked" else None,
+        updated_at=past,
+        key_hash=weak.hash(key.raw),
+    )
+    saved: dict[str, str] = {}
+
+    async def save(key_id: str, new_hash: str) -> None:
+        saved[key_id] = new_hash
+
+    verifier = KeyVerifier(load_record=store.load, save_rehashed=save, hasher=hasher, pepper=b"p")
+    with pytest.raises(RevokedApiKey if ended == "revoked" else ExpiredApiKey):
+        await verifier.verify(key.raw)
+    assert saved == {}
