@@ -14,6 +14,7 @@ from server.routes.executions import follow
 from server.runtime.live import EventRecord
 from server.state import AppState
 from tests.conftest import migrate
+from tests.deadlines import EVENTUALLY
 from tests.helpers import KeyFactory, make_settings
 from tests.runtime_helpers import headers, invoke, parse_sse
 
@@ -35,7 +36,7 @@ async def test_a_stream_resumed_at_or_after_the_final_event_closes_at_once(
     key = await keys.key(await keys.organization())
     body = (await invoke(client, key, "example_countdown", {"steps": 3, "interval_ms": 0})).json()
     url = f"/api/runtime/executions/{body['executionId']}/events"
-    with anyio.fail_after(10):  # before the fix it polled until max_stream_seconds
+    with anyio.fail_after(EVENTUALLY):  # before the fix it polled until max_stream_seconds
         response = await client.get(url, headers=headers(key, **{"Last-Event-ID": last_event_id}))
     assert response.status_code == 200 and parse_sse(response.text) == []
 
@@ -44,7 +45,7 @@ async def test_an_event_added_while_the_previous_one_is_sent_is_not_missed(slow_
     live = slow_heartbeat_state.runtime.live.open("exe_live", "org")
     live.add(EventRecord(1, "started", {}, utcnow()))
     stream = follow(slow_heartbeat_state, "exe_live", 0)
-    with anyio.fail_after(10):  # a missed wake-up waits for the next heartbeat (an hour here)
+    with anyio.fail_after(EVENTUALLY):  # a missed wake-up waits for the next heartbeat (an hour here)
         assert (await anext(stream)).seq == 1
         live.add(EventRecord(2, "progress", {}, utcnow()))  # arrives while the stream sends event 1
         live.add(EventRecord(3, "completed", {}, utcnow()))

@@ -18,6 +18,7 @@ from server.runtime import store as runtime_store
 from server.runtime import worker
 from server.runtime.models import RuntimeWorker
 from server.state import AppState
+from tests.deadlines import EVENTUALLY
 from tests.runtime_helpers import HeldTool, app_client, headers, invoke, parse_sse
 
 
@@ -60,7 +61,7 @@ async def test_a_failed_periodic_flush_neither_loses_the_execution_nor_stops_the
         async def call() -> None:
             responses.append(await invoke(client, key, "hold"))
 
-        with first_execution_commit_fails(engine_of(state), flush_failed), anyio.fail_after(20):
+        with first_execution_commit_fails(engine_of(state), flush_failed), anyio.fail_after(EVENTUALLY):
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(call)
                 await held.started.wait()
@@ -75,7 +76,7 @@ async def test_a_failed_periodic_flush_neither_loses_the_execution_nor_stops_the
 
 
 async def wait_until_recorded_running(client: httpx.AsyncClient, key: str, execution_id: str) -> None:
-    with anyio.fail_after(10):
+    with anyio.fail_after(EVENTUALLY):
         while True:
             response = await client.get(f"/api/runtime/executions/{execution_id}", headers=headers(key))
             if response.status_code == 200 and response.json()["status"] == "running":
@@ -92,7 +93,7 @@ async def test_an_execution_wrongly_marked_interrupted_still_finishes(tmp_path: 
         async def call() -> None:
             responses.append(await invoke(client, key, "hold"))
 
-        with anyio.fail_after(20):
+        with anyio.fail_after(EVENTUALLY):
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(call)
                 await held.started.wait()
@@ -126,7 +127,7 @@ async def test_a_replica_with_a_fast_clock_does_not_interrupt_a_live_worker(
     held = HeldTool()
     async with app_client(tmp_path, database_url, [held.tool()], event_flush_seconds=0.01) as (client, keys, state):
         key = await keys.key(await keys.organization())
-        with anyio.fail_after(20):
+        with anyio.fail_after(EVENTUALLY):
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(invoke, client, key, "hold")
                 await held.started.wait()

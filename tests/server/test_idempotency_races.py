@@ -23,6 +23,7 @@ from server.db import create_engine, session_factory
 from server.runtime import store as runtime_store
 from server.runtime.models import IdempotencyRecord
 from tests.conftest import migrate
+from tests.deadlines import EVENTUALLY
 from tests.runtime_helpers import HeldTool, app_client, headers, invoke
 
 TTL = timedelta(hours=24)
@@ -76,7 +77,7 @@ async def test_two_concurrent_retries_of_an_expired_key_run_once(engine: AsyncEn
         async with sessions.begin() as session:
             outcomes[execution_id] = await claim(session, execution_id=execution_id, organization_id=organization_id)
 
-    with anyio.fail_after(20):
+    with anyio.fail_after(EVENTUALLY):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(retry, "exe_a")
             await gates["exe_a"].reached.wait()  # A has read the expired record and is about to take it over
@@ -98,7 +99,7 @@ async def test_a_retry_after_an_interrupted_first_call_says_so_and_does_not_run(
     async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, _state):
         key = await keys.key(await keys.organization())
         retry_headers = {"Idempotency-Key": "once"}
-        with anyio.fail_after(20):
+        with anyio.fail_after(EVENTUALLY):
             async with anyio.create_task_group() as tasks:  # the client gives up: its call is cancelled
                 tasks.start_soon(functools.partial(invoke, client, key, "hold", headers=retry_headers))
                 await held.started.wait()

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from server.state import AppState
+from tests.deadlines import EVENTUALLY
 from tests.helpers import KeyFactory
 from tests.runtime_helpers import HeldTool, app_client, headers, invoke
 
@@ -236,7 +237,7 @@ async def test_events_of_another_orgs_running_execution_are_404(tmp_path: Path, 
     held = HeldTool()
     async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, _state):
         a_key, b_key = await keys.key(await keys.organization()), await keys.key(await keys.organization())
-        with anyio.fail_after(20):
+        with anyio.fail_after(EVENTUALLY):
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(invoke, client, a_key, "hold")
                 await held.started.wait()

@@ -3,6 +3,7 @@ from pathlib import Path
 import anyio
 import httpx
 
+from tests.deadlines import EVENTUALLY
 from tests.helpers import KeyFactory
 from tests.runtime_helpers import HeldTool, app_client, headers, invoke, parse_sse
 
@@ -164,7 +165,7 @@ async def test_a_session_created_by_a_running_call_is_not_skipped_by_paging(tmp_
             return [session["id"] for session in response.json()["sessions"]]
 
         older = (await client.post("/api/runtime/sessions", json={}, headers=headers(key))).json()["id"]
-        with anyio.fail_after(20):
+        with anyio.fail_after(EVENTUALLY):
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(invoke, client, key, "hold")
                 await held.started.wait()  # its session exists for the call, not yet in the database
