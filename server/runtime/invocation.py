@@ -154,6 +154,7 @@ async def invoke_tool(
         worker_id=state.runtime.worker_id,
         on_progress=on_progress,
         committer=state.runtime.committer,
+        now=state.runtime.clock.now,
     )
     if idempotency_key is not None:
         claim = IdempotencyClaim(

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -59,7 +59,9 @@ class ExecutionRecorder:
         worker_id: str,
         on_progress: ProgressCallback | None,
         committer: GroupCommitter,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._now = now
         self._sessions = sessions
         self._committer = committer
         self._live_registry = live
@@ -83,7 +85,7 @@ class ExecutionRecorder:
 
     def _event(self, kind: str, data: dict[str, Any]) -> EventRecord:
         self._seq += 1
-        event = EventRecord(self._seq, kind, data, utcnow())
+        event = EventRecord(self._seq, kind, data, self._now())
         self._pending.append(event)
         self.live.add(event)
         return event
@@ -100,7 +102,7 @@ class ExecutionRecorder:
         if self.creates_session:
             # Stamped when written, not when the call began: sessions page newest first, and a row that
             # appeared later under an earlier time would land behind pages a client has already read.
-            written_at = utcnow()
+            written_at = self._now()
             session_table = RuntimeSession.__table__  # type: ignore[attr-defined]
             rows.append(
                 (
@@ -211,7 +213,7 @@ class ExecutionRecorder:
                     logger.warning("flushing execution %s failed; retrying", self.execution_id, exc_info=True)
 
     async def finish(self, status: str, output: Any, error: str | None) -> None:
-        finished_at = utcnow()
+        finished_at = self._now()
         final = {"status": status, "output": output, "error": error, "finished_at": finished_at}
         if status == "succeeded":
             self._event("completed", {"status": status, "result": output})

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.dbtypes import database_now, utcnow
+from auth.dbtypes import database_now
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.keys import random_base62
 from server.runtime.group_commit import Row, write
@@ -40,7 +40,13 @@ async def get_session(session: AsyncSession, *, organization_id: str, session_id
 
 
 def new_session(
-    *, organization_id: str, title: str | None, source: str, key_id: str | None, session_id: str | None = None
+    *,
+    organization_id: str,
+    title: str | None,
+    source: str,
+    key_id: str | None,
+    now: datetime,
+    session_id: str | None = None,
 ) -> RuntimeSession:
     return RuntimeSession(
         id=session_id or new_id("ses"),
@@ -48,6 +54,8 @@ def new_session(
         title=title or DEFAULT_SESSION_TITLE,
         source=source,
         created_by_key_id=key_id,
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -88,10 +96,11 @@ async def list_sessions(
     return rows[:limit], next_cursor
 
 
-async def archive_session(session: AsyncSession, *, organization_id: str, session_id: str) -> RuntimeSession:
+async def archive_session(
+    session: AsyncSession, *, organization_id: str, session_id: str, now: datetime
+) -> RuntimeSession:
     row = await get_session(session, organization_id=organization_id, session_id=session_id)
     if row.status != "archived":
-        now = utcnow()
         row.status, row.archived_at, row.updated_at = "archived", now, now
         await session.flush()
     return row

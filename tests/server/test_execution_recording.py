@@ -139,3 +139,18 @@ async def test_a_replica_with_a_fast_clock_does_not_interrupt_a_live_worker(
                 interrupted = await worker.beat_once(state.sessions, worker_id="wrk_other_replica", interval=5)
                 held.release.set()
         assert interrupted == 0
+
+
+async def test_runtime_rows_are_stamped_with_the_database_clock(tmp_path: Path, database_url: str) -> None:
+    held = HeldTool(result="done")
+    held.release.set()
+    async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, state):
+        key = await keys.key(await keys.organization())
+        state.runtime.clock.offset = timedelta(hours=1)  # as if this host's clock ran an hour behind the database's
+        body = (await invoke(client, key, "hold")).json()
+        execution = (await client.get(f"/api/runtime/executions/{body['executionId']}", headers=headers(key))).json()
+        session = (await client.post("/api/runtime/sessions", json={}, headers=headers(key))).json()
+        later = (utcnow() + timedelta(minutes=59)).isoformat()
+        assert execution["startedAt"] > later and session["createdAt"] > later
+        await worker.beat_once(state.sessions, worker_id="wrk_probe", interval=5, clock=state.runtime.clock)
+        assert abs(state.runtime.clock.offset) < timedelta(seconds=5)  # measured again at the heartbeat
