@@ -22,7 +22,9 @@ async def database_now(session: AsyncSession) -> datetime:
     """
     if session.get_bind().dialect.name != "postgresql":
         return utcnow()
-    value: datetime = await session.scalar(select(func.statement_timestamp()))
+    value = await session.scalar(select(func.statement_timestamp()))
+    if not isinstance(value, datetime):
+        raise RuntimeError("the database did not tell its time")
     return value.astimezone(UTC)
 
 
