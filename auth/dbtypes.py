@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, func, select
+from sqlalchemy import DateTime, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
@@ -16,16 +16,18 @@ def utcnow() -> datetime:
 
 
 async def database_now(session: AsyncSession) -> datetime:
-    """The database server's clock, shared by every process that uses the database.
+    """The database's clock: what every ``updated_at`` the change feeds read is stamped with.
 
-    SQLite lives on this host, so there it is this host's clock.
+    Writers on other hosts (the CLI, other replicas) may have skewed clocks; the feed's
+    watermark must come from one clock. A SQLite file is only ever written on this host,
+    so there the host's clock is the database's clock. The runtime's heartbeats, idempotency
+    expiry and (through server/runtime/clock.py) its row timestamps use it too.
     """
-    if session.get_bind().dialect.name != "postgresql":
-        return utcnow()
-    value = await session.scalar(select(func.statement_timestamp()))
-    if not isinstance(value, datetime):
-        raise RuntimeError("the database did not tell its time")
-    return value.astimezone(UTC)
+    if session.get_bind().dialect.name == "postgresql":
+        value = await session.scalar(text("SELECT clock_timestamp()"))
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+    return utcnow()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
