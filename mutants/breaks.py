@@ -38,9 +38,8 @@ BREAKS: tuple[Break, ...] = (
     Break(
         "revocation leaves the cached record",
         "auth/verifier.py",
-        '        """Drop everything cached for the key: the next request reloads it from the database."""\n'
-        "        self._records.pop(key_id)\n        self._verified.pop(key_id)",
-        '        """Drop everything cached for the key: the next request reloads it from the database."""',
+        "        self._loads.invalidate(key_id)\n        self._records.pop(key_id)\n        self._verified.pop(key_id)",
+        "        self._loads.invalidate(key_id)",
         ("tests/auth/test_verifier.py", "tests/server/test_keys_api.py"),
     ),
     # Kill switch: terminateStreams must end open requests (a broken one must fail, not hang: item 24).
@@ -86,7 +85,7 @@ BREAKS: tuple[Break, ...] = (
         "auth/grants.py",
         "        if allowed_tools is None:\n            raise NotGrantable",
         "        if False:\n            raise NotGrantable",
-        ("tests/server/test_keys_api.py", "tests/auth"),
+        ("tests/server/test_key_lifecycle_rules.py", "tests/server/test_keys_api.py"),
     ),
     # Isolation.
     Break(
