@@ -60,7 +60,8 @@ def check(rule: Break) -> str:
         except subprocess.TimeoutExpired:
             return f"caught (the tests did not finish within {RUN_LIMIT_SECONDS} s)"
         if outcome.returncode == 1:
-            failed = [line for line in outcome.stdout.splitlines() if line.startswith(("FAILED tests/", "ERROR tests/"))]
+            lines = outcome.stdout.splitlines()
+            failed = [line for line in lines if line.startswith(("FAILED tests/", "ERROR tests/"))]
             return f"caught ({failed[0] if failed else 'tests failed'})"
         if outcome.returncode == 0:
             return "SURVIVED (every named test passed)"
