@@ -1,5 +1,6 @@
 """A tool call over a legacy MCP session is bounded like the HTTP request that carried it."""
 
+import functools
 from pathlib import Path
 
 import anyio
@@ -41,3 +42,20 @@ async def test_the_kill_switch_also_stops_a_tool_running_for_a_legacy_session(tm
                 await held.cancelled.wait()
         assert "API key has been revoked" in responses[0].text
         held.release.set()
+
+
+async def test_max_stream_seconds_also_bounds_a_tool_running_for_a_legacy_session(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    held = HeldTool()
+    async with app_client(tmp_path, sqlite_url, [held.tool()], max_stream_seconds=1) as (client, keys, _state):
+        key = await keys.key(await keys.organization())
+        headers = {**JSON_AND_SSE, "x-api-key": key}
+        opened = await client.post("/mcp", json=INITIALIZE, headers=headers)
+        session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        await client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "hold", "arguments": {}}}
+        with anyio.fail_after(EVENTUALLY):  # the tool is never released: only the time bound can end it
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(functools.partial(client.post, "/mcp", json=call, headers=session))
+                await held.cancelled.wait()
