@@ -26,7 +26,8 @@ from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
 from server.runtime.tool_call import call_tool
 from server.state import AppState
-from tools.context import OrganizationDatabase, ToolContext
+from tools.context import ToolContext
+from tools.database import OrganizationDatabase
 from tools.registry import Tool
 
 logger = logging.getLogger(__name__)

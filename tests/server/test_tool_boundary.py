@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import insert
 
 from tests.runtime_helpers import app_client, headers, invoke
 from tools.context import ToolContext
+from tools.memory.models import MemoryDocument
 from tools.registry import Tool
 
 
@@ -33,8 +34,11 @@ async def reports_nan_progress(ctx: ToolContext, _args: Empty) -> str:
 
 
 async def runs_bad_sql(ctx: ToolContext, _args: Empty) -> str:
-    async with ctx.db.session() as session:
-        await session.execute(text("SELECT secret FROM no_such_table WHERE owner = :owner"), {"owner": "param-value"})
+    row = {"organization_id": ctx.organization_id, "path": "/param-value.md", "content": "x", "size": 1}
+    documents = MemoryDocument.__table__  # type: ignore[attr-defined]
+    async with ctx.db.transaction() as db:
+        await db.execute(insert(documents).values(**row))
+        await db.execute(insert(documents).values(**row))  # the unique (organization, path) index refuses it
     return "unreachable"
 
 
@@ -79,7 +83,9 @@ async def test_database_errors_reach_the_caller_as_a_reference_only(
         with caplog.at_level(logging.ERROR):
             body = (await invoke(client, key, "runs_bad_sql")).json()
     assert body["isError"] is True
-    assert "no_such_table" not in body["error"] and "param-value" not in body["error"] and "SELECT" not in body["error"]
+    assert (
+        "memory_documents" not in body["error"] and "param-value" not in body["error"] and "INSERT" not in body["error"]
+    )
     reference = body["error"].rsplit("reference ", 1)[1].rstrip(")")
     logged = [record for record in caplog.records if reference in record.getMessage()]
-    assert logged and "no_such_table" in (logged[0].exc_text or "")
+    assert logged and "memory_documents" in (logged[0].exc_text or "")
