@@ -155,7 +155,8 @@ class KeyVerifier:
             raise InvalidApiKey()
         digest = peppered_digest(self._pepper, parsed.raw)
         cached = self._verified.get(record.key_id)
-        if cached is None or not hmac.compare_digest(cached, digest):
+        fresh = cached is None or not hmac.compare_digest(cached, digest)
+        if fresh:
             self.observer.key_cache("verified", hit=False)
             await self._verify_secret(record, digest, parsed.raw, source)
         else:
@@ -164,6 +165,8 @@ class KeyVerifier:
         refusal = standing(record, self._now())
         if refusal is not None:
             raise refusal
+        if fresh:  # after the checks: a key that may not be used gets no write
+            await self._rehash_if_outdated(record, parsed.raw)
         return record
 
     async def _verify_secret(self, record: KeyRecord, digest: bytes, raw: str, source: Source) -> None:
@@ -188,6 +191,8 @@ class KeyVerifier:
         if reserved:
             self._per_id.reset(pair)
             self._per_source.give_back(source)
+
+    async def _rehash_if_outdated(self, record: KeyRecord, raw: str) -> None:
         if self._save_rehashed is not None and self._hasher.needs_rehash(record.key_hash):
             new_hash = await anyio.to_thread.run_sync(self._hasher.hash, raw, limiter=self._limiter)
             await self._save_rehashed(record.key_id, new_hash)

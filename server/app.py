@@ -73,6 +73,7 @@ def create_app(
                         worker_id=state.runtime.worker_id,
                         interval=settings.worker_heartbeat_seconds,
                         committer=state.runtime.committer,
+                        clock=state.runtime.clock,
                     )
                 )
                 tasks.start_soon(

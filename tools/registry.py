@@ -6,12 +6,15 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from auth.principal import Principal
 from tools.access import Verdict, grant_verdict, unknown_tool_verdict
+
+if TYPE_CHECKING:
+    from tools.plugins import SkippedPlugin
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -74,8 +77,9 @@ def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 class ToolRegistry:
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, skipped: Iterable[SkippedPlugin] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.skipped = list(skipped)  # plugins that did not load, for `capgate tools list`
         for tool in tools:
             self.register(tool)
 

@@ -90,7 +90,7 @@ def _invoke(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
             "200": _json(_ref("Invocation"), "the tool ran (also when it failed: see isError)"),
             "400": _error("invalid_request: bad body or tool input; details names the fields"),
             "404": _error("not_found: unknown tool (or one the key may not see), or unknown session"),
-            "409": _error("session_archived, idempotency_key_reused, or account_required"),
+            "409": _error("session_archived, idempotency_key_reused, idempotency_key_interrupted, or account_required"),
             "413": _error("payload_too_large"),
         },
         parameters=[*parameters, IDEMPOTENCY_KEY],

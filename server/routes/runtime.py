@@ -47,7 +47,11 @@ async def create_session(request: Request) -> JSONResponse:
     state = app_state(request)
     body = await read_model(request, SessionCreateBody, state.settings.max_request_body_bytes)
     row = runtime_store.new_session(
-        organization_id=request.user.organization_id, title=body.title, source="api", key_id=request.user.key_id
+        organization_id=request.user.organization_id,
+        title=body.title,
+        source="api",
+        key_id=request.user.key_id,
+        now=state.runtime.clock.now(),
     )
     if body.interactionMode:
         row.interaction_mode = body.interactionMode
@@ -92,7 +96,10 @@ async def archive_session(request: Request) -> JSONResponse:
     state = app_state(request)
     async with state.sessions.begin() as session:
         row = await runtime_store.archive_session(
-            session, organization_id=request.user.organization_id, session_id=request.path_params["session_id"]
+            session,
+            organization_id=request.user.organization_id,
+            session_id=request.path_params["session_id"],
+            now=state.runtime.clock.now(),
         )
     return JSONResponse(session_public(row))
 

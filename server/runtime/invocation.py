@@ -18,17 +18,17 @@ from typing import Any, Literal
 
 import anyio
 from pydantic import ValidationError
-from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from auth.errors import InvalidRequest, NotFound
+from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.principal import Principal
 from server.integrations.tools import ACCOUNT_FIELD, choose_account
 from server.observability.observed import ObservedRequest
 from server.runtime import store as runtime_store
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime.tool_call import call_tool
 from server.state import AppState
-from tools.context import ToolContext, ToolError
+from tools.context import ToolContext
 from tools.database import OrganizationDatabase
 from tools.registry import Tool
 
@@ -92,10 +92,11 @@ def _field_name(location: tuple[int | str, ...]) -> str:
 
 
 def validate_input(tool: Tool, arguments: Any) -> Any:
+    """Strict JSON validation: `true` or `"7"` is no integer (the schema the client saw says so)."""
     if not isinstance(arguments, dict):
         raise InvalidRequest("Tool input must be a JSON object", details={"input": "must be an object"})
     try:
-        return tool.input_model.model_validate(arguments)
+        return tool.input_model.model_validate_json(json.dumps(arguments), strict=True)
     except ValidationError as exc:
         fields: dict[str, str] = {}
         for error in exc.errors(include_url=False):
@@ -112,6 +113,18 @@ def validate_idempotency_key(key: str) -> str:
 
 
 def result_of(execution: Execution) -> InvocationResult:
+    """What a retry with the same Idempotency-Key answers: the first call's result.
+
+    An interrupted first call has no result, and may have applied in part (a write may have
+    committed before the cut): the retry says exactly that rather than run the tool again.
+    """
+    if execution.status == "interrupted":
+        raise Conflict(
+            "The first call with this Idempotency-Key was interrupted and may have applied in part;"
+            " check its execution, then retry with a new Idempotency-Key",
+            code="idempotency_key_interrupted",
+            details={"executionId": execution.id},
+        )
     if execution.status == "succeeded":
         return InvocationResult(execution.id, execution.session_id, "succeeded", execution.output, None)
     return InvocationResult(execution.id, execution.session_id, "failed", None, execution.error or "Execution failed")
@@ -130,20 +143,6 @@ async def wait_for_result(state: AppState, principal: Principal, execution_id: s
         if execution.status != "running":
             return result_of(execution)
         await anyio.sleep(state.settings.execution_poll_seconds)
-
-
-async def _call(tool: Tool, ctx: ToolContext, args: Any) -> tuple[Literal["succeeded", "failed"], Any, str | None]:
-    try:
-        result = await tool.handler(ctx, args)
-    except ToolError as exc:
-        return "failed", None, exc.message
-    except Exception as exc:  # the tool boundary: any failure becomes a failed execution, never a 500
-        logger.exception("tool %s raised", tool.name)
-        return "failed", None, f"{type(exc).__name__}: {exc}"[:2000]
-    try:
-        return "succeeded", to_jsonable_python(result), None
-    except PydanticSerializationError:
-        return "failed", None, f"Tool {tool.name} returned a result that is not JSON"
 
 
 async def invoke_tool(
@@ -188,11 +187,12 @@ async def invoke_tool(
         worker_id=state.runtime.worker_id,
         on_progress=on_progress,
         committer=state.runtime.committer,
+        now=state.runtime.clock.now,
     )
     if idempotency_key is not None:
         claim = IdempotencyClaim(
             key=idempotency_key,
-            request_hash=request_hash(tool.name, arguments, session_id, connected_account_id),
+            request_hash=request_hash(tool.name, args.model_dump(mode="json"), session_id, connected_account_id),
             ttl=timedelta(seconds=state.settings.idempotency_ttl_seconds),
         )
         try:
@@ -217,7 +217,7 @@ async def invoke_tool(
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(recorder.flush_every, state.settings.event_flush_seconds)
             with spans.child(f"capgate.tool {tool.name}", tool_span_attributes(state, recorder, arguments)) as span:
-                status, output, error = await _call(tool, ctx, args)
+                status, output, error = await call_tool(tool, ctx, args)
                 if span is not None and state.settings.otel_record_tool_io:
                     span.set_attribute("capgate.tool.result", json.dumps(output, default=str)[:4096])
             tasks.cancel_scope.cancel()

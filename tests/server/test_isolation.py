@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -20,8 +21,9 @@ from server.settings import Settings
 from server.state import AppState
 from server.wiring import memory_limits
 from tests.conftest import migrate
+from tests.deadlines import EVENTUALLY
 from tests.helpers import KeyFactory, make_settings
-from tests.runtime_helpers import headers, invoke
+from tests.runtime_helpers import HeldTool, app_client, headers, invoke
 from tests.server.hostile_plugin import ATTACKS, hostile_tools
 from tools.catalog import default_registry
 from tools.registry import ToolRegistry
@@ -422,3 +424,18 @@ def authenticated_routes(app: Starlette) -> set[tuple[str, str]]:
 def test_every_authenticated_route_has_an_isolation_test(app: Starlette) -> None:
     missing = sorted(authenticated_routes(app) - set(COVERED))
     assert not missing, f"routes without an isolation test (add one with @isolation(method, path)): {missing}"
+
+
+async def test_events_of_another_orgs_running_execution_are_404(tmp_path: Path, database_url: str) -> None:
+    held = HeldTool()
+    async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, _state):
+        a_key, b_key = await keys.key(await keys.organization()), await keys.key(await keys.organization())
+        with anyio.fail_after(EVENTUALLY):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(invoke, client, a_key, "hold")
+                await held.started.wait()
+                url = f"/api/runtime/executions/{held.execution_ids[0]}/events"
+                response = await client.get(url, headers=headers(b_key))
+                held.release.set()
+        assert_unknown(response, "execution")
+        assert "holding" not in response.text
