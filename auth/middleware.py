@@ -9,7 +9,7 @@ from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.credentials import extract_api_key
-from auth.errors import CapgateError
+from auth.errors import CapgateError, send_error
 from auth.principal import Principal, current_principal
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry, is_event_stream_request, run_tracked
@@ -29,12 +29,6 @@ def principal_for(record: KeyRecord) -> Principal:
         allowed_tools=record.allowed_tools,
         expires_at=record.expires_at,
     )
-
-
-async def send_error(send: Send, error: CapgateError, *, jsonrpc: bool) -> None:
-    status, headers, body = error.render(jsonrpc=jsonrpc)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class AuthMiddleware:

@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.errors import RateLimited
+from auth.errors import RateLimited, send_error
 from auth.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -176,10 +176,7 @@ class RateLimitMiddleware:
             return
         extra = decision.headers()
         if not decision.allowed:
-            error = RateLimited()
-            status, headers, body = error.render(jsonrpc=self.speaks_jsonrpc(scope["path"]))
-            await send({"type": "http.response.start", "status": status, "headers": headers + extra})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, RateLimited(), jsonrpc=self.speaks_jsonrpc(scope["path"]), extra_headers=extra)
             return
 
         async def send_with_headers(message: Message) -> None:

@@ -19,10 +19,9 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
 from server.mcp.sessions import McpSessionDirectory
-from server.runtime.worker import Runtime
+from server.runtime.invocation import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
-from tools.registry import ToolRegistry
 
 
 @dataclass(slots=True)
@@ -34,7 +33,6 @@ class AppState:
     verifier: KeyVerifier
     watcher: ChangeFeed[KeyRecord]
     tool_watcher: ChangeFeed[ToolSetting]
-    tools: ToolRegistry
     public_base_url: str
     streams: StreamRegistry
     mcp_sessions: McpSessionDirectory

@@ -24,9 +24,8 @@ from server.db import create_engine, session_factory
 from server.key_events import key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
 from server.pepper import load_or_create_pepper
-from server.runtime.live import LiveExecutions
+from server.runtime.invocation import Runtime, Timing
 from server.runtime.store import new_id
-from server.runtime.worker import Runtime
 from server.settings import Settings
 from server.state import AppState
 from tools.memory.store import MemoryLimits
@@ -134,15 +133,19 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         verifier=verifier,
         watcher=watcher,
         tool_watcher=tool_watcher,
-        tools=tools,
         public_base_url=settings.resolved_public_base_url,
         streams=streams,
         mcp_sessions=mcp_sessions,
         runtime=Runtime(
-            worker_id=new_id("wrk"),
-            live=LiveExecutions(),
+            tools=tools,
+            db=sessions,
             switches=switches,
-            memory_limits=memory_limits(settings),
+            worker_id=new_id("wrk"),
+            timing=Timing(
+                event_flush_seconds=settings.event_flush_seconds,
+                execution_poll_seconds=settings.execution_poll_seconds,
+                idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            ),
         ),
         clock=clock,
         passwords=passwords,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,16 +64,20 @@ class ToolRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
-    def visible_to(self, principal: Principal) -> list[Tool]:
-        """The tools the key may list and call: its scope, read-only limit and allowed-tool globs."""
-        return [tool for tool in self._tools.values() if self._grants(principal, tool)]
+    def visible(self, principal: Principal, disabled: Collection[str] = frozenset()) -> list[Tool]:
+        """The tools the key may list and call: its scope, read-only limit and allowed-tool globs,
+        minus the tools its organization disabled."""
+        return [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)]
 
-    def grants(self, principal: Principal, tool: Tool) -> bool:
-        return self._grants(principal, tool)
+    def find(self, principal: Principal, name: str, disabled: Collection[str] = frozenset()) -> Tool | None:
+        """The tool if ``visible`` would list it, else None (unknown and hidden tools answer alike)."""
+        tool = self._tools.get(name)
+        return tool if tool is not None and self._may_use(principal, tool, disabled) else None
 
-    def _grants(self, principal: Principal, tool: Tool) -> bool:
+    @staticmethod
+    def _may_use(principal: Principal, tool: Tool, disabled: Collection[str]) -> bool:
         if not principal.has_scope(tool.scope):
             return False
         if principal.read_only and not tool.read_only:
             return False
-        return allowed_by_patterns(tool.name, principal.allowed_tools)
+        return allowed_by_patterns(tool.name, principal.allowed_tools) and tool.name not in disabled

@@ -27,15 +27,21 @@ from starlette.types import Receive, Scope, Send
 from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
 from server.mcp.sessions import McpSessionDirectory
-from server.runtime.invocation import invoke_tool, visible_tools
+from server.runtime.invocation import Runtime
 from server.settings import Settings
-from server.state import AppState
 from tools.registry import Tool
 
 SERVER_NAME = "capgate"
 # The caller of the stateless tools/call being handled, and its organization's disabled tools:
 # set by McpEndpoint, read by the SDK's pre-dispatch Mcp-Param header check (same task).
+DISABLED_TOOLS = "capgate.disabled_tools"
 _caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
+
+
+def disabled_of(ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
+    """The disabled tools McpEndpoint fetched for the HTTP request carrying this message."""
+    request = ctx.request
+    return request.scope.get(DISABLED_TOOLS) if request is not None else None
 
 
 def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
@@ -107,7 +113,7 @@ class CapgateMcpServer(Server[Any]):
         )
 
 
-def tool_input_schema_lookup(state: AppState) -> Callable[[str], Mapping[str, Any] | None]:
+def tool_input_schema_lookup(runtime: Runtime) -> Callable[[str], Mapping[str, Any] | None]:
     """The schema the SDK checks ``Mcp-Param-*`` headers against, for tools the caller is listed.
 
     Without it the SDK runs the whole tools/list handler and serializes every visible tool on
@@ -117,24 +123,22 @@ def tool_input_schema_lookup(state: AppState) -> Callable[[str], Mapping[str, An
 
     def lookup(name: str) -> Mapping[str, Any] | None:
         caller = _caller.get()
-        tool = state.tools.get(name)
-        if caller is None or tool is None:
+        if caller is None:
             return None
         principal, disabled = caller
-        if not state.tools.grants(principal, tool) or name in disabled:
-            return None
-        return tool.parameters
+        tool = runtime.tools.find(principal, name, disabled)
+        return tool.parameters if tool is not None else None
 
     return lookup
 
 
-def build_mcp_server(state: AppState) -> Server[Any]:
-    events_url = f"{state.public_base_url}/api/runtime/executions/{{executionId}}/events"
+def build_mcp_server(runtime: Runtime, directory: McpSessionDirectory, *, public_base_url: str) -> Server[Any]:
+    events_url = f"{public_base_url}/api/runtime/executions/{{executionId}}/events"
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = await visible_tools(state, principal_of(ctx))
+        tools = await runtime.visible_tools(principal_of(ctx), disabled=disabled_of(ctx))
         return types.ListToolsResult(tools=[mcp_tool(tool) for tool in tools], ttl_ms=0)
 
     async def call_tool(
@@ -146,8 +150,13 @@ def build_mcp_server(state: AppState) -> Server[Any]:
             await ctx.session.report_progress(done, total, message)
 
         try:
-            result = await invoke_tool(
-                state, principal, params.name, dict(params.arguments or {}), source="mcp", on_progress=on_progress
+            result = await runtime.invoke(
+                principal,
+                params.name,
+                dict(params.arguments or {}),
+                source="mcp",
+                on_progress=on_progress,
+                disabled=disabled_of(ctx),
             )
         except NotFound:
             return error_result(f"Unknown tool: {params.name}")
@@ -176,9 +185,9 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         version="0.1.0",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
-        get_tool_input_schema=tool_input_schema_lookup(state),
+        get_tool_input_schema=tool_input_schema_lookup(runtime),
     )
-    server.middleware.append(SessionTracker(state.mcp_sessions))
+    server.middleware.append(SessionTracker(directory))
     return server
 
 
@@ -199,16 +208,20 @@ def build_session_manager(server: Server[Any], settings: Settings) -> Streamable
 class McpEndpoint:
     """ASGI app for /mcp and /api/mcp; the lifespan must have entered ``manager.run()``."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager, state: AppState) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, runtime: Runtime) -> None:
         self.manager = manager
-        self.state = state
+        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get("user")
-        if not isinstance(principal, Principal) or (b"mcp-method", b"tools/call") not in scope["headers"]:
+        if not isinstance(principal, Principal):
             await self.manager.handle_request(scope, receive, send)
             return
-        disabled = await self.state.runtime.switches.disabled(principal.organization_id)
+        # Fetched once per HTTP request; the handlers find it on the request's scope.
+        disabled = scope[DISABLED_TOOLS] = await self.runtime.disabled_tools(principal)
+        if (b"mcp-method", b"tools/call") not in scope["headers"]:
+            await self.manager.handle_request(scope, receive, send)
+            return
         token = _caller.set((principal, disabled))
         try:
             await self.manager.handle_request(scope, receive, send)

@@ -7,7 +7,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.runtime.invocation import visible_tools
 from server.state import app_state
 from tools.registry import Tool
 
@@ -63,5 +62,5 @@ _documents = EncodedDocuments()
 
 async def capabilities(request: Request) -> Response:
     state = app_state(request)
-    tools = await visible_tools(state, request.user)
+    tools = await state.runtime.visible_tools(request.user)
     return Response(_documents.get(tools, state.public_base_url), media_type="application/json")

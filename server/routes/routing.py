@@ -10,8 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth.errors import InsufficientScope
-from auth.middleware import send_error
+from auth.errors import InsufficientScope, send_error
 from auth.principal import Principal
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -10,7 +10,6 @@ from server.routes.bodies import read_model
 from server.routes.capabilities import capabilities_document
 from server.routes.runtime_wire import InvokeBody, SessionCreateBody, invocation_public, session_public
 from server.runtime import store as runtime_store
-from server.runtime.invocation import invoke_tool, visible_tools
 from server.state import app_state
 
 MAX_PAGE_SIZE = 100
@@ -19,8 +18,7 @@ MAX_PAGE_SIZE = 100
 async def _invoke(request: Request, tool_name: str, session_id: str | None) -> JSONResponse:
     state = app_state(request)
     body = await read_model(request, InvokeBody, state.settings.max_request_body_bytes)
-    result = await invoke_tool(
-        state,
+    result = await state.runtime.invoke(
         request.user,
         tool_name,
         body.input,
@@ -101,5 +99,5 @@ async def session_capabilities(request: Request) -> JSONResponse:
         row = await runtime_store.get_session(
             session, organization_id=request.user.organization_id, session_id=request.path_params["session_id"]
         )
-    document = capabilities_document(await visible_tools(state, request.user), state.public_base_url)
+    document = capabilities_document(await state.runtime.visible_tools(request.user), state.public_base_url)
     return JSONResponse({**document, "session": session_public(row)})

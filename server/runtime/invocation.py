@@ -1,8 +1,8 @@
-"""The one place a tool call happens. The REST routes and the MCP endpoint both call ``invoke_tool``.
+"""The one place a tool call happens. The REST routes and the MCP endpoint both call ``Runtime.invoke``.
 
-Which tools a principal sees (``visible_tools``): the registry's tools its scopes grant
-(``runtime:read`` → read-only tools only), narrowed by the key's ``allowed_tools`` globs,
-minus the tools its organization disabled. The disabled set comes from
+Which tools a principal sees (``Runtime.visible_tools``, decided by ``ToolRegistry.visible``): the
+registry's tools its scopes grant (``runtime:read`` → read-only tools only), narrowed by the key's
+``allowed_tools`` globs, minus the tools its organization disabled. The disabled set comes from
 ``ToolSwitches``, an in-process cache (TTL ``tool_settings_cache_seconds``, dropped at once
 on changes made through this process), so listing tools costs no database query on a warm
 cache.
@@ -18,15 +18,18 @@ from typing import Any, Literal
 import anyio
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth.errors import InvalidRequest, NotFound
+from auth.errors import InvalidRequest, NotFound, validation_details
 from auth.principal import Principal
 from server.runtime import store as runtime_store
+from server.runtime.group_commit import GroupCommitter
+from server.runtime.live import LiveExecutions
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
-from server.state import AppState
 from tools.context import OrganizationDatabase, ToolContext, ToolError
-from tools.registry import Tool
+from tools.registry import Tool, ToolRegistry
+from tools.switches import ToolSwitches
 
 logger = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -45,35 +48,15 @@ class InvocationResult:
         return self.status == "failed"
 
 
-async def visible_tools(state: AppState, principal: Principal) -> list[Tool]:
-    disabled = await state.runtime.switches.disabled(principal.organization_id)
-    return [tool for tool in state.tools.visible_to(principal) if tool.name not in disabled]
-
-
-async def find_tool(state: AppState, principal: Principal, tool_name: str) -> Tool:
-    """The tool, or NotFound — the same answer for a tool that does not exist and one the key may not see."""
-    tool = state.tools.get(tool_name)
-    if tool is None or not state.tools.grants(principal, tool):
-        raise NotFound(f"Unknown tool: {tool_name}")
-    if tool_name in await state.runtime.switches.disabled(principal.organization_id):
-        raise NotFound(f"Unknown tool: {tool_name}")
-    return tool
-
-
-def _field_name(location: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in location) or "input"
-
-
 def validate_input(tool: Tool, arguments: Any) -> Any:
     if not isinstance(arguments, dict):
         raise InvalidRequest("Tool input must be a JSON object", details={"input": "must be an object"})
     try:
         return tool.input_model.model_validate(arguments)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for error in exc.errors(include_url=False):
-            fields.setdefault(_field_name(error["loc"]), error["msg"])
-        raise InvalidRequest(f"Invalid input for tool {tool.name}", details=fields) from None
+        raise InvalidRequest(
+            f"Invalid input for tool {tool.name}", details=validation_details(exc, root="input")
+        ) from None
 
 
 def validate_idempotency_key(key: str) -> str:
@@ -90,21 +73,6 @@ def result_of(execution: Execution) -> InvocationResult:
     return InvocationResult(execution.id, execution.session_id, "failed", None, execution.error or "Execution failed")
 
 
-async def wait_for_result(state: AppState, principal: Principal, execution_id: str) -> InvocationResult:
-    """The result of an execution, waiting while it runs here or in another process."""
-    while True:
-        live = state.runtime.live.get(execution_id)
-        if live is not None:
-            await live.finished.wait()
-        async with state.sessions() as session:
-            execution = await runtime_store.get_execution(
-                session, organization_id=principal.organization_id, execution_id=execution_id
-            )
-        if execution.status != "running":
-            return result_of(execution)
-        await anyio.sleep(state.settings.execution_poll_seconds)
-
-
 async def _call(tool: Tool, ctx: ToolContext, args: Any) -> tuple[Literal["succeeded", "failed"], Any, str | None]:
     try:
         result = await tool.handler(ctx, args)
@@ -119,72 +87,136 @@ async def _call(tool: Tool, ctx: ToolContext, args: Any) -> tuple[Literal["succe
         return "failed", None, f"Tool {tool.name} returned a result that is not JSON"
 
 
-async def invoke_tool(
-    state: AppState,
-    principal: Principal,
-    tool_name: str,
-    arguments: dict[str, Any],
-    *,
-    session_id: str | None = None,
-    connected_account_id: str | None = None,
-    idempotency_key: str | None = None,
-    source: str = "api",
-    on_progress: ProgressCallback | None = None,
-) -> InvocationResult:
-    tool = await find_tool(state, principal, tool_name)
-    args = validate_input(tool, arguments)
-    organization_id = principal.organization_id
-    if session_id is not None and idempotency_key is None:
-        async with state.sessions() as session:
-            row = await runtime_store.get_session(session, organization_id=organization_id, session_id=session_id)
-        runtime_store.ensure_active(row)
-    if idempotency_key is not None:
-        idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live execution
-    recorder = ExecutionRecorder(
-        sessions=state.sessions,
-        live=state.runtime.live,
-        organization_id=organization_id,
-        key_id=principal.key_id,
-        execution_id=runtime_store.new_id("exe"),
-        session_id=session_id,
-        tool_name=tool.name,
-        arguments=arguments,
-        connected_account_id=connected_account_id,
-        source=source,
-        worker_id=state.runtime.worker_id,
-        on_progress=on_progress,
-        committer=state.runtime.committer,
-    )
-    if idempotency_key is not None:
-        claim = IdempotencyClaim(
-            key=idempotency_key,
-            request_hash=request_hash(tool.name, arguments, session_id, connected_account_id),
-            ttl=timedelta(seconds=state.settings.idempotency_ttl_seconds),
+@dataclass(frozen=True, slots=True)
+class Timing:
+    event_flush_seconds: float
+    execution_poll_seconds: float
+    idempotency_ttl_seconds: float
+
+
+class Runtime:
+    """The one tool-call path: which tools a principal sees, and running one of them as a recorded execution.
+
+    Holds everything a call needs (tools, the sessionmaker, the tool switches, this process's live
+    executions and group committer), so REST, MCP and tests call it alike.
+    """
+
+    def __init__(
+        self,
+        *,
+        tools: ToolRegistry,
+        db: async_sessionmaker[AsyncSession],
+        switches: ToolSwitches,
+        worker_id: str,
+        timing: Timing,
+    ) -> None:
+        self.tools = tools
+        self.db = db
+        self.switches = switches
+        self.worker_id = worker_id
+        self.timing = timing
+        self.live = LiveExecutions()
+        self.committer = GroupCommitter()
+
+    async def disabled_tools(self, principal: Principal) -> frozenset[str]:
+        """The organization's disabled tools; fetch once per request and hand it to the calls below."""
+        return await self.switches.disabled(principal.organization_id)
+
+    async def visible_tools(self, principal: Principal, *, disabled: frozenset[str] | None = None) -> list[Tool]:
+        if disabled is None:
+            disabled = await self.disabled_tools(principal)
+        return self.tools.visible(principal, disabled)
+
+    async def find_tool(self, principal: Principal, name: str, *, disabled: frozenset[str] | None = None) -> Tool:
+        """The tool, or NotFound — the same answer for a tool that does not exist and one the key may not see."""
+        if disabled is None:
+            disabled = await self.disabled_tools(principal)
+        tool = self.tools.find(principal, name, disabled)
+        if tool is None:
+            raise NotFound(f"Unknown tool: {name}")
+        return tool
+
+    async def wait_for_result(self, principal: Principal, execution_id: str) -> InvocationResult:
+        """The result of an execution, waiting while it runs here or in another process."""
+        while True:
+            live = self.live.get(execution_id)
+            if live is not None:
+                await live.finished.wait()
+            async with self.db() as session:
+                execution = await runtime_store.get_execution(
+                    session, organization_id=principal.organization_id, execution_id=execution_id
+                )
+            if execution.status != "running":
+                return result_of(execution)
+            await anyio.sleep(self.timing.execution_poll_seconds)
+
+    async def invoke(
+        self,
+        principal: Principal,
+        tool_name: str,
+        arguments: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        connected_account_id: str | None = None,
+        idempotency_key: str | None = None,
+        source: str = "api",
+        on_progress: ProgressCallback | None = None,
+        disabled: frozenset[str] | None = None,
+    ) -> InvocationResult:
+        tool = await self.find_tool(principal, tool_name, disabled=disabled)
+        args = validate_input(tool, arguments)
+        organization_id = principal.organization_id
+        if session_id is not None and idempotency_key is None:
+            async with self.db() as session:
+                row = await runtime_store.get_session(session, organization_id=organization_id, session_id=session_id)
+            runtime_store.ensure_active(row)
+        if idempotency_key is not None:
+            idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live one
+        recorder = ExecutionRecorder(
+            sessions=self.db,
+            live=self.live,
+            organization_id=organization_id,
+            key_id=principal.key_id,
+            execution_id=runtime_store.new_id("exe"),
+            session_id=session_id,
+            tool_name=tool.name,
+            arguments=arguments,
+            connected_account_id=connected_account_id,
+            source=source,
+            worker_id=self.worker_id,
+            on_progress=on_progress,
+            committer=self.committer,
+        )
+        if idempotency_key is not None:
+            claim = IdempotencyClaim(
+                key=idempotency_key,
+                request_hash=request_hash(tool.name, arguments, session_id, connected_account_id),
+                ttl=timedelta(seconds=self.timing.idempotency_ttl_seconds),
+            )
+            try:
+                earlier = await recorder.start(claim)
+            except BaseException:
+                recorder.close()
+                raise
+            if earlier is not None:
+                recorder.close()
+                return await self.wait_for_result(principal, earlier)
+        ctx = ToolContext(
+            organization_id=organization_id,
+            key_id=principal.key_id,
+            session_id=recorder.session_id,
+            execution_id=recorder.execution_id,
+            db=OrganizationDatabase(organization_id, self.db),
+            _emit=recorder.emit,
         )
         try:
-            earlier = await recorder.start(claim)
-        except BaseException:
-            recorder.close()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(recorder.flush_every, self.timing.event_flush_seconds)
+                status, output, error = await _call(tool, ctx, args)
+                tasks.cancel_scope.cancel()
+        except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
+            with anyio.CancelScope(shield=True):
+                await recorder.finish("interrupted", None, "Execution was cancelled")
             raise
-        if earlier is not None:
-            recorder.close()
-            return await wait_for_result(state, principal, earlier)
-    ctx = ToolContext(
-        organization_id=organization_id,
-        key_id=principal.key_id,
-        session_id=recorder.session_id,
-        execution_id=recorder.execution_id,
-        db=OrganizationDatabase(organization_id, state.sessions),
-        _emit=recorder.emit,
-    )
-    try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(recorder.flush_every, state.settings.event_flush_seconds)
-            status, output, error = await _call(tool, ctx, args)
-            tasks.cancel_scope.cancel()
-    except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
-        with anyio.CancelScope(shield=True):
-            await recorder.finish("interrupted", None, "Execution was cancelled")
-        raise
-    await recorder.finish(status, output, error)
-    return InvocationResult(recorder.execution_id, recorder.session_id, status, output, error)
+        await recorder.finish(status, output, error)
+        return InvocationResult(recorder.execution_id, recorder.session_id, status, output, error)
