@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.audit import record_audit
+from auth.dbtypes import iso
 from auth.keys import parse_key
 from auth.models import ApiKey
 from auth.usage import from_timestamp
@@ -71,6 +72,6 @@ async def write_failures(session: AsyncSession, buckets: dict[FailureBucket, int
             organization_id=owners.get(bucket.key_id) if bucket.key_id else None,
             key_id=bucket.key_id,
             source=bucket.source,
-            details={"reason": bucket.reason, "count": count, "minute": from_timestamp(bucket.minute * 60).isoformat()},
+            details={"reason": bucket.reason, "count": count, "minute": iso(from_timestamp(bucket.minute * 60))},
         )
         event.created_at = from_timestamp(bucket.minute * 60)

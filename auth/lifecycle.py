@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.audit import record_audit
+from auth.dbtypes import iso
 from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
 from auth.keys import generate_key
@@ -128,7 +129,7 @@ async def rotate_api_key(
         organization_id=record.organization_id,
         key_id=record.id,
         source=source,
-        details={"replacedBy": new.id, "oldKeyExpiresAt": record.expires_at.isoformat()},
+        details={"replacedBy": new.id, "oldKeyExpiresAt": iso(record.expires_at)},
     )
     record_audit(
         session,

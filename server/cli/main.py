@@ -8,7 +8,7 @@ import re
 import shutil
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import store
-from auth.dbtypes import utcnow
+from auth.dbtypes import iso, utcnow
 from auth.errors import CapgateError
 from auth.hashing import SecretHasher
 from auth.models import ApiKey, Organization, User
@@ -74,10 +74,6 @@ def run_in_session(operation: Callable[[AsyncSession, Settings], Awaitable[T]], 
 
 def hasher_for(settings: Settings) -> SecretHasher:
     return SecretHasher(settings.argon2_parameters)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, as_json: bool) -> None:

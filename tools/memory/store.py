@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -18,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import iso, utcnow
 from tools.context import OrganizationDatabase, ToolError
 from tools.memory.models import MemoryDocument
 
@@ -30,10 +29,6 @@ SNIPPET_START, SNIPPET_END = "**", "**"
 class MemoryLimits:
     max_document_bytes: int
     organization_quota_bytes: int
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def _byte_size(content: str) -> int:
@@ -57,7 +52,7 @@ async def list_directory(db: OrganizationDatabase, path: str) -> dict[str, Any]:
         if rest:
             entries.setdefault(name, {"name": name, "path": child, "type": "directory"})
         else:
-            entries[name] = {"name": name, "path": child, "type": "file", "size": size, "updatedAt": _iso(updated_at)}
+            entries[name] = {"name": name, "path": child, "type": "file", "size": size, "updatedAt": iso(updated_at)}
     return {"path": path, "entries": sorted(entries.values(), key=lambda entry: entry["name"])}
 
 
@@ -69,7 +64,7 @@ async def read_document(db: OrganizationDatabase, path: str) -> dict[str, Any]:
         document = (await session.execute(query)).first()
     if document is None:
         raise ToolError(f"No such document: {path}")
-    return {"path": path, "content": document.content, "size": document.size, "updatedAt": _iso(document.updated_at)}
+    return {"path": path, "content": document.content, "size": document.size, "updatedAt": iso(document.updated_at)}
 
 
 def _insert(session: AsyncSession) -> Any:
