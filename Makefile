@@ -42,6 +42,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict server auth tools
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

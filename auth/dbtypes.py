@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Table, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 
@@ -40,4 +42,19 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def dialect_insert(session: AsyncSession, target: Any) -> postgresql.Insert | sqlite.Insert:
+    """INSERT for the session's database, so ``on_conflict_do_update``/``do_nothing`` work on SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(target)
+    return sqlite.insert(target)
+
+
+def table_of(model: type[Any]) -> Table:
+    """The table of a SQLModel table class (SQLModel does not declare ``__table__`` to type checkers)."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table

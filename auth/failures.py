@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.audit import record_audit
 from auth.dbtypes import iso
@@ -56,7 +57,7 @@ class AuthFailureAggregator:
 async def organizations_of(session: AsyncSession, key_ids: set[str]) -> dict[str, str]:
     if not key_ids:
         return {}
-    rows = await session.execute(select(ApiKey.id, ApiKey.organization_id).where(ApiKey.id.in_(key_ids)))
+    rows = await session.execute(select(col(ApiKey.id), col(ApiKey.organization_id)).where(col(ApiKey.id).in_(key_ids)))
     return {row[0]: row[1] for row in rows}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.audit import record_audit
 from auth.dbtypes import iso
@@ -41,11 +42,11 @@ async def update_api_key(
     if changes.name is not UNSET:
         name = clean_name(changes.name, "Key")
         if name != record.name:
-            duplicate = select(ApiKey.id).where(
-                ApiKey.organization_id == record.organization_id,
-                ApiKey.name == name,
-                ApiKey.revoked_at.is_(None),
-                ApiKey.id != record.id,
+            duplicate = select(col(ApiKey.id)).where(
+                col(ApiKey.organization_id) == record.organization_id,
+                col(ApiKey.name) == name,
+                col(ApiKey.revoked_at).is_(None),
+                col(ApiKey.id) != record.id,
             )
             if await session.scalar(duplicate):
                 raise Conflict(f"An active key named {name!r} already exists", code="duplicate_name")

@@ -10,6 +10,7 @@ from datetime import datetime
 import anyio.to_thread
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.audit import record_audit
 from auth.dbtypes import utcnow
@@ -36,7 +37,7 @@ def clean_name(name: str, what: str) -> str:
 
 async def create_organization(session: AsyncSession, *, name: str, mode: Mode = "live") -> Organization:
     name = clean_name(name, "Organization")
-    existing = await session.scalar(select(Organization.id).where(Organization.name == name))
+    existing = await session.scalar(select(col(Organization.id)).where(col(Organization.name) == name))
     if existing:
         raise Conflict(f"Organization {name!r} already exists", code="duplicate_name")
     organization = Organization(id=f"org_{random_base62(16)}", name=name, mode=mode)
@@ -46,14 +47,14 @@ async def create_organization(session: AsyncSession, *, name: str, mode: Mode = 
 
 
 async def list_organizations(session: AsyncSession) -> list[Organization]:
-    return list((await session.execute(select(Organization).order_by(Organization.created_at))).scalars())
+    return list((await session.execute(select(Organization).order_by(col(Organization.created_at)))).scalars())
 
 
 async def get_organization(session: AsyncSession, *, ref: str) -> Organization:
     """An organization by id or, failing that, by name (an id always wins, so a name can't shadow one)."""
     organization = await session.get(Organization, ref)
     if organization is None:
-        organization = await session.scalar(select(Organization).where(Organization.name == ref))
+        organization = await session.scalar(select(Organization).where(col(Organization.name) == ref))
     if organization is None:
         raise NotFound(f"Unknown organization: {ref}")
     return organization
@@ -69,7 +70,7 @@ async def create_user(
         raise InvalidRequest(f"Unknown role: {role!r} (known: {', '.join(ROLES)})")
     if len(password) < 12:
         raise InvalidRequest("Password must be at least 12 characters")
-    if await session.scalar(select(User.id).where(User.email == email)):
+    if await session.scalar(select(col(User.id)).where(col(User.email) == email)):
         raise Conflict(f"A user with email {email!r} already exists", code="duplicate_email")
     password_hash = await anyio.to_thread.run_sync(hasher.hash, password)
     user = User(
@@ -85,7 +86,7 @@ async def create_user(
 
 
 async def list_users(session: AsyncSession, *, organization_id: str) -> list[User]:
-    query = select(User).where(User.organization_id == organization_id).order_by(User.created_at)
+    query = select(User).where(col(User.organization_id) == organization_id).order_by(col(User.created_at))
     return list((await session.execute(query)).scalars())
 
 
@@ -128,8 +129,8 @@ async def create_api_key(
     key_scopes = clean_scopes(scopes)
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidRequest("Expiry must be in the future")
-    duplicate = select(ApiKey.id).where(
-        ApiKey.organization_id == organization.id, ApiKey.name == name, ApiKey.revoked_at.is_(None)
+    duplicate = select(col(ApiKey.id)).where(
+        col(ApiKey.organization_id) == organization.id, col(ApiKey.name) == name, col(ApiKey.revoked_at).is_(None)
     )
     if await session.scalar(duplicate):
         raise Conflict(f"An active key named {name!r} already exists in {organization.name}", code="duplicate_name")
@@ -161,9 +162,9 @@ async def create_api_key(
 
 
 async def get_api_key(session: AsyncSession, *, key_id: str, organization_id: str | None = None) -> ApiKey:
-    query = select(ApiKey).where(ApiKey.id == key_id)
+    query = select(ApiKey).where(col(ApiKey.id) == key_id)
     if organization_id is not None:
-        query = query.where(ApiKey.organization_id == organization_id)
+        query = query.where(col(ApiKey.organization_id) == organization_id)
     record = await session.scalar(query)
     if record is None:
         raise NotFound(f"Unknown API key: {key_id}")
@@ -173,11 +174,11 @@ async def get_api_key(session: AsyncSession, *, key_id: str, organization_id: st
 async def list_api_keys(
     session: AsyncSession, *, organization_id: str | None = None, include_revoked: bool = True
 ) -> list[ApiKey]:
-    query = select(ApiKey).order_by(ApiKey.created_at)
+    query = select(ApiKey).order_by(col(ApiKey.created_at))
     if organization_id is not None:
-        query = query.where(ApiKey.organization_id == organization_id)
+        query = query.where(col(ApiKey.organization_id) == organization_id)
     if not include_revoked:
-        query = query.where(ApiKey.revoked_at.is_(None))
+        query = query.where(col(ApiKey.revoked_at).is_(None))
     return list((await session.execute(query)).scalars())
 
 

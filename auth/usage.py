@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.models import ApiKey, KeyDailyUsage
 
@@ -48,8 +49,8 @@ async def write_last_used(session: AsyncSession, changes: dict[str, datetime]) -
         return
     statement = (
         update(ApiKey)
-        .where(ApiKey.id == bindparam("key_id"))
-        .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < bindparam("at")))
+        .where(col(ApiKey.id) == bindparam("key_id"))
+        .where((col(ApiKey.last_used_at).is_(None)) | (col(ApiKey.last_used_at) < bindparam("at")))
         .values(last_used_at=bindparam("at"))
         .execution_options(synchronize_session=False)
     )
@@ -80,7 +81,7 @@ async def write_daily_usage(session: AsyncSession, rows: Iterable[tuple[str, int
 
 
 async def read_daily_usage(session: AsyncSession, *, today: int) -> list[tuple[str, int, int]]:
-    query = select(KeyDailyUsage).where(KeyDailyUsage.day == day_of(today))
+    query = select(KeyDailyUsage).where(col(KeyDailyUsage.day) == day_of(today))
     return [(row.key_id, day_number(row.day), row.count) for row in (await session.execute(query)).scalars()]
 
 

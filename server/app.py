@@ -80,7 +80,7 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
         middleware=[
             Middleware(RequestLogMiddleware),

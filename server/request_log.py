@@ -19,7 +19,7 @@ _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name.lower() == b"x-request-id" and _SAFE_REQUEST_ID.match(value):
-            return value.decode()
+            return bytes(value).decode()
     return uuid.uuid4().hex
 
 

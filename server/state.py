@@ -53,4 +53,5 @@ class AppState:
 
 
 def app_state(request: Request) -> AppState:
-    return request.app.state.capgate
+    state: AppState = request.app.state.capgate
+    return state

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from auth.basic import PasswordAuthenticator
 from auth.dbtypes import utcnow
@@ -42,13 +43,13 @@ def build_rate_limiter(
     async def load_overrides(key_id: str) -> Overrides:
         query = (
             select(
-                ApiKey.rate_limit_per_second,
-                ApiKey.daily_quota,
-                Organization.rate_limit_per_second,
-                Organization.daily_quota,
+                col(ApiKey.rate_limit_per_second),
+                col(ApiKey.daily_quota),
+                col(Organization.rate_limit_per_second),
+                col(Organization.daily_quota),
             )
-            .join(Organization, Organization.id == ApiKey.organization_id)
-            .where(ApiKey.id == key_id)
+            .join(Organization, col(Organization.id) == col(ApiKey.organization_id))
+            .where(col(ApiKey.id) == key_id)
         )
         async with sessions() as session:
             row = (await session.execute(query)).first()
@@ -87,7 +88,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     async def save_rehashed(key_id: str, key_hash: str) -> None:
         async with sessions.begin() as session:
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=utcnow())
+                update(ApiKey).where(col(ApiKey.id) == key_id).values(key_hash=key_hash, updated_at=utcnow())
             )
 
     verifier = KeyVerifier(
@@ -105,7 +106,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
 
     async def load_user(email: str) -> User | None:
         async with sessions() as session:
-            return await session.scalar(select(User).where(User.email == email))
+            return await session.scalar(select(User).where(col(User.email) == email))
 
     passwords = PasswordAuthenticator(
         load_user=load_user,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import store
 from auth.audit import list_audit_events
-from auth.dbtypes import utcnow
+from auth.dbtypes import iso, utcnow
 from auth.errors import InvalidRequest
 from auth.grants import clean_scopes
 from auth.lifecycle import KeyChanges, rotate_api_key, update_api_key
@@ -22,7 +22,6 @@ from server.cli.main import (
     app,
     fail,
     hasher_for,
-    iso,
     key_row,
     keys_app,
     org_row,

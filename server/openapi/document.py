@@ -11,9 +11,9 @@ from starlette.routing import Route
 from server.openapi.keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
 from server.openapi.keys import SCHEMAS as KEY_SCHEMAS
 from server.openapi.schemas import SCHEMAS
-from server.routes.routing import public_route
+from server.routes.routing import PublicRoute
 
-SECURITY = [{"bearer": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -197,4 +197,4 @@ def openapi_route() -> Route:
     async def openapi(_request: Request) -> JSONResponse:
         return JSONResponse(document)
 
-    return public_route("/openapi.json", openapi)
+    return PublicRoute("/openapi.json", openapi)

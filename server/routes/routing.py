@@ -21,25 +21,33 @@ def require_scope(principal: Principal, scope: str) -> None:
         raise InsufficientScope(scope)
 
 
-def scoped_route(path: str, endpoint: Endpoint, *, scope: str, methods: Sequence[str] = ("GET",)) -> Route:
-    @functools.wraps(endpoint)
-    async def guarded(request: Request) -> Response:
-        require_scope(request.user, scope)
-        return await endpoint(request)
+class ScopedRoute(Route):
+    """A handler that needs ``scope``: 403 ``insufficient_scope`` before the handler runs otherwise."""
 
-    route = Route(path, guarded, methods=list(methods))
-    route.required_scope = scope  # type: ignore[attr-defined]
-    return route
+    public = False
+
+    def __init__(self, path: str, endpoint: Endpoint, *, scope: str, methods: Sequence[str] = ("GET",)) -> None:
+        self.required_scope = scope
+
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            require_scope(request.user, scope)
+            return await endpoint(request)
+
+        super().__init__(path, guarded, methods=list(methods))
 
 
-def public_route(path: str, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",)) -> Route:
-    route = Route(path, endpoint, methods=list(methods), include_in_schema=True)
-    route.public = True  # type: ignore[attr-defined]
-    return route
+class PublicRoute(Route):
+    """A route that needs no key (health, OpenAPI, the password login); the auth middleware skips its path."""
+
+    public = True
+
+    def __init__(self, path: str, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",)) -> None:
+        super().__init__(path, endpoint, methods=list(methods))
 
 
 def public_paths(routes: Sequence[BaseRoute]) -> list[str]:
-    return [route.path for route in routes if isinstance(route, Route) and getattr(route, "public", False)]
+    return [route.path for route in routes if isinstance(route, PublicRoute)]
 
 
 class ScopeGuard:
@@ -57,7 +65,11 @@ class ScopeGuard:
         await self.app(scope, receive, send)
 
 
-def scoped_asgi_route(path: str, app: ASGIApp, *, scope: str) -> Route:
-    route = Route(path, ScopeGuard(app, scope), methods=None)
-    route.required_scope = scope  # type: ignore[attr-defined]
-    return route
+class ScopedAppRoute(Route):
+    """A mounted ASGI app (the MCP endpoint) that needs ``scope``, taking every method."""
+
+    public = False
+
+    def __init__(self, path: str, app: ASGIApp, *, scope: str) -> None:
+        self.required_scope = scope
+        super().__init__(path, ScopeGuard(app, scope), methods=None)

@@ -19,8 +19,9 @@ from typing import Any
 import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import table_of, utcnow
 from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter, Row, write
 from server.runtime.live import EventRecord, LiveExecution, LiveExecutions
@@ -97,7 +98,7 @@ class ExecutionRecorder:
         started_at = self.live.events[0].created_at
         rows: list[Row] = []
         if self.creates_session:
-            session_table = RuntimeSession.__table__  # type: ignore[attr-defined]
+            session_table = table_of(RuntimeSession)
             rows.append(
                 (
                     session_table,
@@ -131,7 +132,7 @@ class ExecutionRecorder:
             "started_at": started_at,
             "finished_at": None,
         }
-        rows.append((Execution.__table__, {**execution, **(final or {})}))  # type: ignore[attr-defined]
+        rows.append((table_of(Execution), {**execution, **(final or {})}))
         return rows
 
     async def _check_session(self, session: AsyncSession) -> None:
@@ -193,7 +194,7 @@ class ExecutionRecorder:
             self._pending = []
             if self.persisted:
                 rows: list[Row] = list(events)
-                update_row = update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
+                update_row = update(Execution).where(col(Execution.id) == self.execution_id).values(**final)
                 statements = [update_row]
             else:
                 # The session was checked before the tool ran (invoke_tool); sessions are never deleted.

@@ -11,13 +11,14 @@ import base64
 import binascii
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import dialect_insert, table_of, utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.keys import random_base62
 from server.runtime.group_commit import Row, write
@@ -70,18 +71,18 @@ async def list_sessions(
     session: AsyncSession, *, organization_id: str, limit: int, cursor: str | None, status: str | None = None
 ) -> tuple[list[RuntimeSession], str | None]:
     """Newest first; the cursor is opaque (created_at and id of the last row of the previous page)."""
-    query = select(RuntimeSession).where(RuntimeSession.organization_id == organization_id)
+    query = select(RuntimeSession).where(col(RuntimeSession.organization_id) == organization_id)
     if status is not None:
-        query = query.where(RuntimeSession.status == status)
+        query = query.where(col(RuntimeSession.status) == status)
     if cursor:
         created, last_id = _decode_cursor(cursor)
         query = query.where(
             or_(
-                RuntimeSession.created_at < created,
-                and_(RuntimeSession.created_at == created, RuntimeSession.id < last_id),  # type: ignore[arg-type]
+                col(RuntimeSession.created_at) < created,
+                and_(col(RuntimeSession.created_at) == created, col(RuntimeSession.id) < last_id),
             )
         )
-    query = query.order_by(RuntimeSession.created_at.desc(), RuntimeSession.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+    query = query.order_by(col(RuntimeSession.created_at).desc(), col(RuntimeSession.id).desc()).limit(limit + 1)
     rows = list((await session.execute(query)).scalars())
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
@@ -109,7 +110,7 @@ async def get_execution(session: AsyncSession, *, organization_id: str, executio
 
 
 def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[Row]:
-    table = ExecutionEvent.__table__  # type: ignore[attr-defined]
+    table = table_of(ExecutionEvent)
     return [
         (
             table,
@@ -129,15 +130,11 @@ def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRe
 async def load_events(session: AsyncSession, *, execution_id: str, after: int) -> list[EventRecord]:
     query = (
         select(ExecutionEvent)
-        .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.seq > after)
-        .order_by(ExecutionEvent.seq)  # type: ignore[arg-type]
+        .where(col(ExecutionEvent.execution_id) == execution_id, col(ExecutionEvent.seq) > after)
+        .order_by(col(ExecutionEvent.seq))
     )
     rows = (await session.execute(query)).scalars()
     return [EventRecord(row.seq, row.type, row.data, row.created_at) for row in rows]
-
-
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def claim_idempotency_key(
@@ -152,7 +149,7 @@ async def claim_idempotency_key(
     """None when this call owns the key now; else the execution id of the earlier call with the same body."""
     now = utcnow()
     statement = (
-        _insert(session)(IdempotencyRecord)
+        dialect_insert(session, IdempotencyRecord)
         .values(
             organization_id=organization_id,
             key=key,
@@ -161,7 +158,7 @@ async def claim_idempotency_key(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["organization_id", "key"])
-        .returning(IdempotencyRecord.key)
+        .returning(col(IdempotencyRecord.key))
     )
     if (await session.execute(statement)).scalar_one_or_none() is not None:
         return None
@@ -180,7 +177,7 @@ async def claim_idempotency_key(
 async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
     now = utcnow()
     statement = (
-        _insert(session)(RuntimeWorker)
+        dialect_insert(session, RuntimeWorker)
         .values(id=worker_id, started_at=now, heartbeat_at=now)
         .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
     )
@@ -188,31 +185,33 @@ async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
 
 
 async def remove_worker(session: AsyncSession, *, worker_id: str) -> None:
-    await session.execute(delete(RuntimeWorker).where(RuntimeWorker.id == worker_id))  # type: ignore[arg-type]
+    await session.execute(delete(RuntimeWorker).where(col(RuntimeWorker.id) == worker_id))
 
 
 async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: datetime, own_worker_id: str) -> int:
     """Running executions whose process stopped beating become `interrupted`, with a terminal event."""
-    alive = select(RuntimeWorker.id).where(RuntimeWorker.heartbeat_at >= stale_before)
+    alive = select(col(RuntimeWorker.id)).where(col(RuntimeWorker.heartbeat_at) >= stale_before)
     query = select(Execution).where(
-        Execution.status == "running",
-        Execution.worker_id != own_worker_id,  # type: ignore[arg-type]
-        or_(Execution.worker_id.is_(None), Execution.worker_id.not_in(alive)),  # type: ignore[union-attr]
+        col(Execution.status) == "running",
+        col(Execution.worker_id) != own_worker_id,
+        or_(col(Execution.worker_id).is_(None), col(Execution.worker_id).not_in(alive)),
     )
     orphans = list((await session.execute(query)).scalars())
     now = utcnow()
     message = "Execution was interrupted: its server process stopped"
     for execution in orphans:
         last = await session.scalar(
-            select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution.id)
+            select(func.coalesce(func.max(col(ExecutionEvent.seq)), 0)).where(
+                col(ExecutionEvent.execution_id) == execution.id
+            )
         )
         result = await session.execute(
             update(Execution)
-            .where(Execution.id == execution.id, Execution.status == "running")  # type: ignore[arg-type]
+            .where(col(Execution.id) == execution.id, col(Execution.status) == "running")
             .values(status="interrupted", error=message, finished_at=now)
         )
-        if result.rowcount:  # type: ignore[attr-defined]
+        if cast(CursorResult[Any], result).rowcount:  # an UPDATE answers with a cursor result
             event = EventRecord(int(last or 0) + 1, "interrupted", {"status": "interrupted", "error": message}, now)
             await write(session, event_rows(execution.organization_id, execution.id, [event]))
-    await session.execute(delete(RuntimeWorker).where(RuntimeWorker.heartbeat_at < stale_before))  # type: ignore[arg-type]
+    await session.execute(delete(RuntimeWorker).where(col(RuntimeWorker.heartbeat_at) < stale_before))
     return len(orphans)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from auth.dbtypes import iso, utcnow
+from auth.dbtypes import dialect_insert, iso, table_of, utcnow
 from tools.context import OrganizationDatabase, ToolError
 from tools.memory.models import MemoryDocument
 
@@ -38,10 +37,10 @@ def _byte_size(content: str) -> int:
 async def list_directory(db: OrganizationDatabase, path: str) -> dict[str, Any]:
     prefix = path.rstrip("/") + "/"
     query = (
-        select(MemoryDocument.path, MemoryDocument.size, MemoryDocument.updated_at)
-        .where(MemoryDocument.organization_id == db.organization_id)
-        .where(MemoryDocument.path.startswith(prefix, autoescape=True))  # type: ignore[attr-defined]
-        .order_by(MemoryDocument.path)
+        select(col(MemoryDocument.path), col(MemoryDocument.size), col(MemoryDocument.updated_at))
+        .where(col(MemoryDocument.organization_id) == db.organization_id)
+        .where(col(MemoryDocument.path).startswith(prefix, autoescape=True))
+        .order_by(col(MemoryDocument.path))
     )
     async with db.session() as session:
         rows = (await session.execute(query)).all()
@@ -57,8 +56,8 @@ async def list_directory(db: OrganizationDatabase, path: str) -> dict[str, Any]:
 
 
 async def read_document(db: OrganizationDatabase, path: str) -> dict[str, Any]:
-    query = select(MemoryDocument.content, MemoryDocument.size, MemoryDocument.updated_at).where(
-        MemoryDocument.organization_id == db.organization_id, MemoryDocument.path == path
+    query = select(col(MemoryDocument.content), col(MemoryDocument.size), col(MemoryDocument.updated_at)).where(
+        col(MemoryDocument.organization_id) == db.organization_id, col(MemoryDocument.path) == path
     )
     async with db.session() as session:
         document = (await session.execute(query)).first()
@@ -67,14 +66,10 @@ async def read_document(db: OrganizationDatabase, path: str) -> dict[str, Any]:
     return {"path": path, "content": document.content, "size": document.size, "updatedAt": iso(document.updated_at)}
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 async def _check_quota(session: AsyncSession, db: OrganizationDatabase, limits: MemoryLimits) -> None:
     used = await session.scalar(
-        select(func.coalesce(func.sum(MemoryDocument.size), 0)).where(
-            MemoryDocument.organization_id == db.organization_id
+        select(func.coalesce(func.sum(col(MemoryDocument.size)), 0)).where(
+            col(MemoryDocument.organization_id) == db.organization_id
         )
     )
     if int(used or 0) > limits.organization_quota_bytes:
@@ -88,9 +83,9 @@ async def _upsert(
     if size > limits.max_document_bytes:
         raise ToolError(f"Document would exceed {limits.max_document_bytes} bytes")
     now = utcnow()
-    table = MemoryDocument.__table__
+    table = table_of(MemoryDocument)
     async with db.transaction() as session:
-        statement = _insert(session)(table).values(
+        statement = dialect_insert(session, table).values(
             organization_id=db.organization_id, path=path, content=content, size=size, created_at=now, updated_at=now
         )
         if append:
