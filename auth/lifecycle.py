@@ -17,6 +17,7 @@ from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
 from auth.keys import generate_key
 from auth.models import ApiKey, Organization
+from auth.scopes import clean_scopes
 from auth.store import CreatedKey, clean_allowed_tools, clean_name
 
 MAX_KEY_LIFETIME = timedelta(days=365)
@@ -51,8 +52,10 @@ async def update_api_key(
             if await session.scalar(duplicate):
                 raise Conflict(f"An active key named {name!r} already exists", code="duplicate_name")
             changed["name"] = name
-    if changes.scopes is not UNSET and list(changes.scopes) != list(record.scopes):
-        changed["scopes"] = list(changes.scopes)
+    if changes.scopes is not UNSET:
+        scopes = clean_scopes(changes.scopes)
+        if scopes != list(record.scopes):
+            changed["scopes"] = scopes
     if changes.allowed_tools is not UNSET:
         tools = clean_allowed_tools(changes.allowed_tools)
         if tools != record.allowed_tools:

@@ -15,10 +15,10 @@ from sqlmodel import col
 from auth.audit import record_audit
 from auth.dbtypes import utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
-from auth.grants import clean_scopes
 from auth.hashing import SecretHasher
 from auth.keys import Mode, generate_key, random_base62
 from auth.models import ApiKey, Organization, User
+from auth.scopes import clean_scopes
 
 ROLES = ("owner", "admin", "member")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

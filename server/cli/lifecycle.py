@@ -12,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import store
 from auth.audit import list_audit_events
 from auth.dbtypes import iso, utcnow
-from auth.errors import InvalidRequest
-from auth.grants import clean_scopes
 from auth.lifecycle import KeyChanges, rotate_api_key, update_api_key
 from server.cli.main import (
     CLI_ACTOR,
@@ -89,10 +87,7 @@ def keys_update(
     if name is not None:
         changes.name = name
     if scope:
-        try:
-            changes.scopes = clean_scopes(scope)
-        except InvalidRequest as exc:
-            raise fail(exc.message) from None
+        changes.scopes = scope
     if allowed_tool or all_tools:
         changes.allowed_tools = None if all_tools else allowed_tool
     if clear_limits:

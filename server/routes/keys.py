@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from auth import store
 from auth.basic import InvalidCredentials, parse_basic
 from auth.errors import InvalidRequest
-from auth.grants import Rights, check_grant, check_manageable, clean_scopes, inherit_allowed_tools
+from auth.grants import Rights, check_grant, check_manageable, inherit_allowed_tools
 from auth.lifecycle import UNSET, KeyChanges, rotate_api_key, update_api_key
 from auth.models import ApiKey, Organization
 from auth.principal import Principal
@@ -46,7 +46,7 @@ async def create_key(
     state: AppState, request: Request, *, organization: Organization, rights: Rights, actor: str
 ) -> JSONResponse:
     body = await read_model(request, KeyCreateBody, state.settings.max_request_body_bytes)
-    scopes = clean_scopes(body.scopes)
+    scopes = body.scopes
     allowed_tools = inherit_allowed_tools(rights, body.allowed_tools)
     check_grant(rights, scopes, allowed_tools)
     expires_at = resolve_expiry(body, state.now())
@@ -131,7 +131,7 @@ async def update_key(request: Request) -> JSONResponse:
         if "name" in given:
             changes.name = body.name
         if "scopes" in given:
-            changes.scopes = clean_scopes(body.scopes or [])
+            changes.scopes = body.scopes or []
             check_grant(rights, changes.scopes, key.allowed_tools)
         if "allowed_tools" in given:
             changes.allowed_tools = body.allowed_tools
