@@ -27,7 +27,7 @@ clients:
 clients-python:
 	@bash tests/e2e/clients/install.sh langchain
 
-# Rewrites client-configs/ from server/cli/client_configs.py (a test fails when they differ).
+# Rewrites client-configs/ from server/cli/client_templates/ (a test fails when they differ).
 client-configs: $(STAMP)
 	$(BIN)/python -m server.cli.client_configs client-configs
 

@@ -60,6 +60,40 @@ async def get_organization(session: AsyncSession, *, ref: str) -> Organization:
     return organization
 
 
+async def update_organization_limits(
+    session: AsyncSession,
+    *,
+    organization: Organization,
+    rate_limit_per_second: int | None = None,
+    daily_quota: int | None = None,
+    clear: bool = False,
+    actor: str,
+    source: str | None,
+) -> list[str]:
+    """Sets the organization's rate limits (the default for its keys); ``clear`` first drops both overrides.
+    Records ``organization.updated`` when something changed; returns the changed fields."""
+    wanted: dict[str, int | None] = {"rate_limit_per_second": None, "daily_quota": None} if clear else {}
+    for field, value in (("rate_limit_per_second", rate_limit_per_second), ("daily_quota", daily_quota)):
+        if value is not None:
+            if value < 1:
+                raise InvalidRequest(f"{field} must be at least 1", details={field: "must be at least 1"})
+            wanted[field] = value
+    changed = sorted(field for field, value in wanted.items() if getattr(organization, field) != value)
+    for field in changed:
+        setattr(organization, field, wanted[field])
+    if changed:
+        record_audit(
+            session,
+            action="organization.updated",
+            actor=actor,
+            organization_id=organization.id,
+            source=source,
+            details={"fields": changed},
+        )
+        await session.flush()
+    return changed
+
+
 async def create_user(
     session: AsyncSession, *, organization: Organization, email: str, password: str, role: str, hasher: SecretHasher
 ) -> User:
