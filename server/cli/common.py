@@ -23,6 +23,7 @@ from auth.dbtypes import iso
 from auth.errors import CapgateError
 from auth.hashing import SecretHasher
 from auth.models import ApiKey, AuditEvent, Organization, User
+from server.cli.preflight import ensure_database_exists, ensure_database_migrated
 from server.db import create_engine, session_factory
 from server.migrate import upgrade_database
 from server.routes.key_wire import audit_public, key_public
@@ -43,12 +44,16 @@ def fail(message: str) -> typer.Exit:
 def run_in_session(operation: Callable[[AsyncSession, Settings], Awaitable[T]], *, migrate: bool = False) -> T:
     """Runs one operation in one committed transaction; capgate errors become one-line messages."""
     settings = Settings()
+    if not migrate:
+        ensure_database_exists(settings.resolved_database_url)
 
     async def main() -> T:
         engine = create_engine(settings.resolved_database_url)
         try:
             if migrate:
                 await upgrade_database(engine)
+            else:
+                await ensure_database_migrated(engine)
             async with session_factory(engine).begin() as session:
                 return await operation(session, settings)
         finally:

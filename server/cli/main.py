@@ -4,6 +4,7 @@ functions the tests call too."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated, Any
 
 import typer
@@ -13,13 +14,19 @@ from server.cli import db, keys, orgs, tools
 from server.cli.audit import audit
 from server.cli.common import hasher_for, out, run_in_session
 from server.cli.config import config
-from server.cli.demo import create_demo_if_first_run, demo_instructions
+from server.cli.demo import Demo, cli_command, create_demo_if_first_run, demo_instructions
+from server.cli.failures import describe_failure
+from server.cli.preflight import ensure_port_free
 from server.db import create_engine
 from server.migrate import upgrade_database
 from server.pepper import load_or_create_pepper
 from server.settings import Settings
 
-app = typer.Typer(help="capgate: an MCP gateway that hands AI agents tools, scoped per API key.", no_args_is_help=True)
+app = typer.Typer(
+    help="capgate: an MCP gateway that hands AI agents tools, scoped per API key.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # failures are one line (server/cli/failures.py); --debug shows the traceback
+)
 app.add_typer(db.app, name="db")
 app.add_typer(orgs.orgs_app, name="orgs")
 app.add_typer(orgs.users_app, name="users")
@@ -33,15 +40,14 @@ app.command("config")(config)
 def init() -> None:
     """Create or migrate the database; on the very first run also a demo organization and key."""
 
-    async def operation(session: AsyncSession, settings: Settings) -> str | None:
+    async def operation(session: AsyncSession, settings: Settings) -> Demo | None:
         load_or_create_pepper(settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None)
-        created = await create_demo_if_first_run(session, hasher=hasher_for(settings))
-        return created.secret if created else None
+        return await create_demo_if_first_run(session, hasher=hasher_for(settings))
 
-    secret = run_in_session(operation, migrate=True)
+    demo = run_in_session(operation, migrate=True)
     base_url = Settings().resolved_public_base_url
-    if secret:
-        out.print(demo_instructions(secret, base_url), markup=False)
+    if demo:
+        out.print(demo_instructions(demo, base_url, cli_command()), markup=False)
     else:
         out.print(f"Database is up to date. capgate will serve on {base_url}", markup=False)
 
@@ -59,6 +65,7 @@ def serve(
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
+    ensure_port_free(settings.host, settings.port)
 
     async def migrate() -> None:
         engine = create_engine(settings.resolved_database_url)
@@ -80,5 +87,30 @@ def serve(
     )
 
 
+@app.callback()
+def root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the whole traceback when a command fails (also CAPGATE_DEBUG=1).")
+    ] = False,
+) -> None:
+    """capgate: an MCP gateway that hands AI agents tools, scoped per API key."""
+    if debug:
+        os.environ["CAPGATE_DEBUG"] = "1"
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # Read from the environment, not Settings: the failure may be that the settings themselves are invalid.
+        if os.environ.get("CAPGATE_DEBUG", "").lower() in ("1", "true", "yes", "on"):
+            raise
+        typer.echo(f"error: {describe_failure(exc, database_url=_database_url_for_message())}", err=True)
+        raise SystemExit(1) from None
+
+
+def _database_url_for_message() -> str | None:
+    try:
+        return Settings().resolved_database_url
+    except Exception:  # noqa: BLE001 - only names the database in the message; the settings error is reported itself
+        return None

@@ -14,6 +14,7 @@ from server.cli.common import (
     JsonOption,
     OrgOption,
     camel,
+    fail,
     hasher_for,
     org_row,
     out,
@@ -94,6 +95,8 @@ def users_create(
     """Create a user; the password comes from a prompt or stdin, never from an argument."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        raise fail("no terminal to ask for the password: pipe it in with --password-stdin")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
