@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.credentials import extract_api_key
 from auth.errors import CapgateError, send_error
-from auth.principal import Principal, current_principal
+from auth.principal import Principal
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry, is_event_stream_request, run_tracked
 from auth.verifier import KeyVerifier
@@ -81,11 +81,9 @@ class AuthMiddleware:
         principal = principal_for(record)
         scope["user"] = principal
         scope["auth"] = AuthCredentials(list(record.scopes))
-        token = current_principal.set(principal)
         sdk_token = auth_context_var.set(principal)
         try:
             await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc)
         finally:
             self.streams.close(request)
             auth_context_var.reset(sdk_token)
-            current_principal.reset(token)

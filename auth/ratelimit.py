@@ -130,9 +130,6 @@ class LimitPolicies:
     def forget(self, key_id: str) -> None:
         self._cache.pop(key_id, None)
 
-    def forget_all(self) -> None:
-        self._cache.clear()
-
 
 class RateLimiter:
     def __init__(self, *, backend: RateLimitBackend, policies: LimitPolicies, clock: Clock = time.time) -> None:

@@ -187,6 +187,3 @@ class KeyVerifier:
         """Drop everything cached for the key: the next request reloads it from the database."""
         self._records.pop(key_id)
         self._verified.pop(key_id)
-
-    def is_cached(self, key_id: str) -> bool:
-        return key_id in self._records

@@ -19,6 +19,7 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
 from server.mcp.sessions import McpSessionDirectory
+from server.routes.capability_documents import EncodedDocuments
 from server.runtime.invocation import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
@@ -43,6 +44,7 @@ class AppState:
     last_used: LastUsedTracker
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
+    capabilities: EncodedDocuments
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())

@@ -25,6 +25,7 @@ from server.db import create_engine, session_factory
 from server.key_events import key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
 from server.pepper import load_or_create_pepper
+from server.routes.capability_documents import EncodedDocuments
 from server.runtime.invocation import Runtime, Timing
 from server.runtime.store import new_id
 from server.settings import Settings
@@ -153,6 +154,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         last_used=LastUsedTracker(),
         failures=AuthFailureAggregator(),
         rate_limiter=build_rate_limiter(settings, sessions, clock),
+        capabilities=EncodedDocuments(),
     )
 
 

@@ -9,7 +9,6 @@ it, so context variables would name the opening request instead).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -52,7 +51,6 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return user
 
 
-@functools.lru_cache(maxsize=4096)
 def mcp_tool(tool: Tool) -> types.Tool:
     return types.Tool(
         name=tool.name,
@@ -65,6 +63,20 @@ def mcp_tool(tool: Tool) -> types.Tool:
             open_world_hint=tool.kind == "integration",
         ),
     )
+
+
+class McpToolDescriptions:
+    """Each tool as the SDK describes it, built once per tool: tools/list runs on every MCP request.
+    Built with the MCP server; the registry is fixed for the app's life, so the cache is bounded by it."""
+
+    def __init__(self) -> None:
+        self._described: dict[str, tuple[Tool, types.Tool]] = {}
+
+    def __call__(self, tool: Tool) -> types.Tool:
+        entry = self._described.get(tool.name)
+        if entry is None or entry[0] is not tool:
+            entry = self._described[tool.name] = (tool, mcp_tool(tool))
+        return entry[1]
 
 
 def error_result(message: str) -> types.CallToolResult:
@@ -134,12 +146,13 @@ def tool_input_schema_lookup(runtime: Runtime) -> Callable[[str], Mapping[str, A
 
 def build_mcp_server(runtime: Runtime, directory: McpSessionDirectory, *, public_base_url: str) -> Server[Any]:
     events_url = f"{public_base_url}/api/runtime/executions/{{executionId}}/events"
+    describe = McpToolDescriptions()
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         tools = await runtime.visible_tools(principal_of(ctx), disabled=disabled_of(ctx))
-        return types.ListToolsResult(tools=[mcp_tool(tool) for tool in tools], ttl_ms=0)
+        return types.ListToolsResult(tools=[describe(tool) for tool in tools], ttl_ms=0)
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from auth.errors import InvalidRequest
 from server.routes.bodies import read_model
-from server.routes.capabilities import capabilities_document
+from server.routes.capability_documents import capabilities_document
 from server.routes.runtime_wire import InvokeBody, SessionCreateBody, invocation_public, session_public
 from server.runtime import store as runtime_store
 from server.state import app_state
