@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.mcp_loadgen import Mode, Target, drive
-from bench.servers import free_port, wait_for_port
+from bench.servers import CAPGATE, capgate_env, create_org_and_key, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPGATE = str(Path(sys.executable).parent / "capgate")
 MODES: tuple[Mode, ...] = ("stateless", "legacy")
 GOAL = 0.90
 CAPGATE_ENV = {
@@ -61,18 +60,8 @@ class Server:
 
 def start_capgate(data_dir: Path) -> Server:
     port = free_port()
-    env = {**os.environ, **CAPGATE_ENV, "CAPGATE_DATA_DIR": str(data_dir), "CAPGATE_PORT": str(port)}
-    for name in ("CAPGATE_REDIS_URL", "CAPGATE_DATABASE_URL", "CAPGATE_LOG_LEVEL"):
-        env.pop(name, None)
-    subprocess.run([CAPGATE, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([CAPGATE, "orgs", "create", "bench"], env=env, check=True, capture_output=True)
-    created = subprocess.run(
-        [CAPGATE, "keys", "create", "--org", "bench", "--name", "bench", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    key = json.loads(created.stdout)["key"]
+    env = capgate_env(data_dir, port, **CAPGATE_ENV, CAPGATE_LOG_LEVEL="INFO")  # INFO: the default
+    key = create_org_and_key(env)
     return Server("capgate", [CAPGATE, "serve"], env, port, {"x-api-key": key})
 
 
