@@ -122,3 +122,21 @@ def test_the_runtime_imports_only_its_own_package_auth_and_tools() -> None:
 def test_every_module_is_at_most_300_lines() -> None:
     long = {name: n for name, path in source_files().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, f"split these modules (at most {MAX_LINES} lines): {long}"
+
+
+def test_only_the_runtime_creates_execution_records() -> None:
+    makers = {"Execution", "ExecutionRecorder", "ExecutionEvent"}
+    outside = set()
+    for name, path in source_files().items():
+        if in_package(name, "server.runtime"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in makers:
+                outside.add((name, node.func.id))
+    assert not outside, f"execution records are created only in server/runtime (Runtime.invoke): {sorted(outside)}"
+
+
+def test_rest_and_mcp_call_the_runtime_not_the_recorder() -> None:
+    for module in ("server.routes.runtime", "server.mcp.server"):
+        text = source_files()[module].read_text()
+        assert "runtime.invoke(" in text and "ExecutionRecorder" not in text, module

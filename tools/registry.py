@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import functools
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,16 +27,11 @@ class Tool:
     destructive: bool = False
     scope: str = "runtime"
     accounts: tuple[str, ...] = field(default=())
+    parameters: dict[str, Any] = field(init=False, repr=False, compare=False)
+    """The input's JSON Schema, built once with the tool (listing tools runs on every request); do not mutate."""
 
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The input's JSON Schema, built once per model (listing tools runs on every request); do not mutate."""
-        return _json_schema(self.input_model)
-
-
-@functools.cache
-def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", self.input_model.model_json_schema())
 
 
 def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
