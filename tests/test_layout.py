@@ -6,6 +6,7 @@ Reads the source with ``ast`` (nothing is imported), so a lazy import inside a f
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,37 +87,31 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_auth_imports_neither_server_nor_tools() -> None:
-    wrong = {
+def imports_from(package: str, forbidden: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """(module, target) pairs where a module of ``package`` imports a target ``forbidden`` says it may not."""
+    return sorted(
         (module, target)
         for module, targets in import_graph().items()
-        if in_package(module, "auth")
+        if in_package(module, package)
         for target in targets
-        if in_package(target, "server") or in_package(target, "tools")
-    }
-    assert not wrong, f"auth must not depend on server or tools: {sorted(wrong)}"
+        if forbidden(target)
+    )
+
+
+def test_auth_imports_neither_server_nor_tools() -> None:
+    wrong = imports_from("auth", lambda target: in_package(target, "server") or in_package(target, "tools"))
+    assert not wrong, f"auth must not depend on server or tools: {wrong}"
 
 
 def test_tools_do_not_import_server() -> None:
-    wrong = {
-        (module, target)
-        for module, targets in import_graph().items()
-        if in_package(module, "tools")
-        for target in targets
-        if in_package(target, "server")
-    }
-    assert not wrong, f"tools must not depend on server: {sorted(wrong)}"
+    wrong = imports_from("tools", lambda target: in_package(target, "server"))
+    assert not wrong, f"tools must not depend on server: {wrong}"
 
 
 def test_the_runtime_imports_only_its_own_package_auth_and_tools() -> None:
-    wrong = {
-        (module, target)
-        for module, targets in import_graph().items()
-        if in_package(module, "server.runtime")
-        for target in targets
-        if in_package(target, "server") and not in_package(target, "server.runtime")
-    }
-    assert not wrong, f"server/runtime may import only auth/, tools/ and itself: {sorted(wrong)}"
+    outside = lambda target: in_package(target, "server") and not in_package(target, "server.runtime")  # noqa: E731
+    wrong = imports_from("server.runtime", outside)
+    assert not wrong, f"server/runtime may import only auth/, tools/ and itself: {wrong}"
 
 
 def test_every_module_is_at_most_300_lines() -> None:
