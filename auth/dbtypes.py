@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import DateTime, Table, inspect
+from sqlalchemy import DateTime, Table, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,20 @@ def iso(value: datetime | None) -> str | None: ...
 def iso(value: datetime | None) -> str | None:
     """The one timestamp format on the wire: RFC 3339 in UTC with ``Z`` (``2026-12-01T13:45:00.123456Z``)."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The database's clock: what every ``updated_at`` the change feeds read is stamped with.
+
+    Writers on other hosts (the CLI, other replicas) may have skewed clocks; the feed's
+    watermark must come from one clock. A SQLite file is only ever written on this host,
+    so there the host's clock is the database's clock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        value = await session.scalar(text("SELECT clock_timestamp()"))
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+    return utcnow()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

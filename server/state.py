@@ -18,6 +18,7 @@ from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
+from server.draining import Drain
 from server.mcp.sessions import McpSessionDirectory
 from server.routes.capability_documents import EncodedDocuments
 from server.runtime.invocation import Runtime
@@ -45,6 +46,7 @@ class AppState:
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
     capabilities: EncodedDocuments
+    drain: Drain
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())
