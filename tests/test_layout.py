@@ -135,3 +135,12 @@ def test_rest_and_mcp_call_the_runtime_not_the_recorder() -> None:
     for module in ("server.routes.runtime", "server.mcp.server"):
         text = source_files()[module].read_text()
         assert "runtime.invoke(" in text and "ExecutionRecorder" not in text, module
+
+
+def test_routes_and_mcp_reach_records_only_through_the_runtime() -> None:
+    internals = ("server.runtime.store", "server.runtime.recorder", "server.runtime.group_commit")
+    wrong = [
+        *imports_from("server.routes", lambda target: target in internals),
+        *imports_from("server.mcp", lambda target: target in internals),
+    ]
+    assert not wrong, f"routes and MCP call the Runtime, never its store: {wrong}"

@@ -24,9 +24,9 @@ from auth.errors import InvalidRequest, NotFound, validation_details
 from auth.principal import Principal
 from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter
-from server.runtime.live import LiveExecutions
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime.records import RuntimeRecords
 from tools.context import OrganizationDatabase, ToolContext, ToolError
 from tools.registry import Tool, ToolRegistry
 from tools.switches import ToolSwitches
@@ -94,11 +94,12 @@ class Timing:
     idempotency_ttl_seconds: float
 
 
-class Runtime:
+class Runtime(RuntimeRecords):
     """The one tool-call path: which tools a principal sees, and running one of them as a recorded execution.
 
     Holds everything a call needs (tools, the sessionmaker, the tool switches, this process's live
-    executions and group committer), so REST, MCP and tests call it alike.
+    executions and group committer), so REST, MCP and tests call it alike; its sessions and executions
+    are read through ``RuntimeRecords``.
     """
 
     def __init__(
@@ -110,12 +111,11 @@ class Runtime:
         worker_id: str,
         timing: Timing,
     ) -> None:
+        super().__init__(db=db, poll_seconds=timing.execution_poll_seconds)
         self.tools = tools
-        self.db = db
         self.switches = switches
         self.worker_id = worker_id
         self.timing = timing
-        self.live = LiveExecutions()
         self.committer = GroupCommitter()
 
     async def disabled_tools(self, principal: Principal) -> frozenset[str]:
@@ -142,10 +142,7 @@ class Runtime:
             live = self.live.get(execution_id)
             if live is not None:
                 await live.finished.wait()
-            async with self.db() as session:
-                execution = await runtime_store.get_execution(
-                    session, organization_id=principal.organization_id, execution_id=execution_id
-                )
+            execution = await self.get_execution(principal, execution_id)
             if execution.status != "running":
                 return result_of(execution)
             await anyio.sleep(self.timing.execution_poll_seconds)
@@ -167,9 +164,7 @@ class Runtime:
         args = validate_input(tool, arguments)
         organization_id = principal.organization_id
         if session_id is not None and idempotency_key is None:
-            async with self.db() as session:
-                row = await runtime_store.get_session(session, organization_id=organization_id, session_id=session_id)
-            runtime_store.ensure_active(row)
+            runtime_store.ensure_active(await self.get_session(principal, session_id))
         if idempotency_key is not None:
             idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live one
         recorder = ExecutionRecorder(
