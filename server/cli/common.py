@@ -33,6 +33,7 @@ T = TypeVar("T")
 out = Console(highlight=False, soft_wrap=True, width=shutil.get_terminal_size((160, 24)).columns)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 OrgOption = Annotated[str, typer.Option(help="Organization id or name.")]
+LimitOption = Annotated[int | None, typer.Option(min=1, help="Override; see --clear-limits to remove.")]
 CLI_ACTOR = "cli"
 
 

@@ -14,6 +14,7 @@ from auth.lifecycle import KeyChanges, rotate_api_key, update_api_key
 from server.cli.common import (
     CLI_ACTOR,
     JsonOption,
+    LimitOption,
     OrgOption,
     camel,
     fail,
@@ -30,7 +31,6 @@ from server.settings import Settings
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)
 KEY_COLUMNS = ["id", "name", "prefix", "scopes", "allowedTools", "expiresAt", "revokedAt"]
-LimitOption = Annotated[int | None, typer.Option(min=1, help="Override; see --clear-limits to remove.")]
 
 
 def print_secret(row: dict[str, Any], secret: str, *, as_json: bool, note: str = "") -> None:

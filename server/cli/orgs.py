@@ -12,6 +12,7 @@ from auth import store
 from server.cli.common import (
     CLI_ACTOR,
     JsonOption,
+    LimitOption,
     OrgOption,
     camel,
     fail,
@@ -28,7 +29,6 @@ orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of an organization.", no_args_is_help=True)
 ORG_COLUMNS = ["id", "name", "mode", "createdAt", "rateLimitPerSecond", "dailyQuota"]
 USER_COLUMNS = ["id", "email", "role", "createdAt"]
-LimitOption = Annotated[int | None, typer.Option(min=1, help="Override; see --clear-limits to remove.")]
 
 
 @orgs_app.command("create")
