@@ -60,9 +60,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def dialect_insert(session: AsyncSession, target: Any) -> postgresql.Insert | sqlite.Insert:
-    """INSERT for the session's database, so ``on_conflict_do_update``/``do_nothing`` work on SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
+def dialect_insert(database: AsyncSession | str, target: Any) -> postgresql.Insert | sqlite.Insert:
+    """INSERT for the database (a session, or its dialect's name), so ``on_conflict_do_update``/``do_nothing``
+    work on SQLite and PostgreSQL alike."""
+    dialect = database if isinstance(database, str) else database.get_bind().dialect.name
+    if dialect == "postgresql":
         return postgresql.insert(target)
     return sqlite.insert(target)
 

@@ -27,7 +27,8 @@ from server.runtime.group_commit import GroupCommitter
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
 from server.runtime.records import RuntimeRecords
-from tools.context import OrganizationDatabase, ToolContext, ToolError
+from tools.context import ToolContext, ToolError
+from tools.database import OrganizationDatabase
 from tools.registry import Tool, ToolRegistry
 from tools.switches import ToolSwitches
 
