@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Awaitable, Callable, Collection, Iterable
+import json
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from auth.principal import Principal
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAccount:
+    """A connected account a tool is available on (Copia's ``accounts[]`` entry)."""
+
+    connected_account_id: str
+    integration_id: str
+    backend: str
+
+    def public(self) -> dict[str, str]:
+        return {
+            "connectedAccountId": self.connected_account_id,
+            "integrationId": self.integration_id,
+            "backend": self.backend,
+        }
+
+
+class PassThroughInput(BaseModel):
+    """The input of a tool whose schema belongs to someone else (an upstream): any object, checked there."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +50,20 @@ class Tool:
     idempotent: bool = False
     destructive: bool = False
     scope: str = "runtime"
-    accounts: tuple[str, ...] = field(default=())
+    accounts: tuple[ToolAccount, ...] = field(default=())
+    schema_json: str | None = None
+    """The input schema as JSON, for tools whose schema is not a pydantic model (upstream tools)."""
     parameters: dict[str, Any] = field(init=False, repr=False, compare=False)
     """The input's JSON Schema, built once with the tool (listing tools runs on every request); do not mutate."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "parameters", self.input_model.model_json_schema())
+        schema = json.loads(self.schema_json) if self.schema_json is not None else self.input_model.model_json_schema()
+        object.__setattr__(self, "parameters", schema)
+
+
+EMPTY: Mapping[str, Tool] = MappingProxyType({})
+# The tools an organization has beyond the registry's (its connected integrations), by name.
+OrganizationTools = Callable[[str], Awaitable[Mapping[str, Tool]]]
 
 
 def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
@@ -58,14 +90,30 @@ class ToolRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
-    def visible(self, principal: Principal, disabled: Collection[str] = frozenset()) -> list[Tool]:
-        """The tools the key may list and call: its scope, read-only limit and allowed-tool globs,
-        minus the tools its organization disabled."""
-        return [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)]
+    def visible(
+        self, principal: Principal, disabled: Collection[str] = frozenset(), extra: Mapping[str, Tool] = EMPTY
+    ) -> list[Tool]:
+        """The tools the key may list and call: its scope, read-only limit and allowed-tool globs, minus the
+        tools its organization disabled. ``extra``: the organization's own tools (upstream integrations),
+        after the registry's; a registry tool wins a name clash."""
+        tools = [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)]
+        if extra:
+            tools += [
+                tool
+                for tool in extra.values()
+                if tool.name not in self._tools and self._may_use(principal, tool, disabled)
+            ]
+        return tools
 
-    def find(self, principal: Principal, name: str, disabled: Collection[str] = frozenset()) -> Tool | None:
+    def find(
+        self,
+        principal: Principal,
+        name: str,
+        disabled: Collection[str] = frozenset(),
+        extra: Mapping[str, Tool] = EMPTY,
+    ) -> Tool | None:
         """The tool if ``visible`` would list it, else None (unknown and hidden tools answer alike)."""
-        tool = self._tools.get(name)
+        tool = self._tools.get(name) or extra.get(name)
         return tool if tool is not None and self._may_use(principal, tool, disabled) else None
 
     @staticmethod

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli import db, keys, orgs, tools
+from server.cli import db, integrations, keys, orgs, tools
 from server.cli.audit import audit
 from server.cli.common import hasher_for, out, run_in_session
 from server.cli.config import config
@@ -33,6 +33,9 @@ app.add_typer(orgs.users_app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tools.app, name="tools")
 app.command("audit")(audit)
+app.add_typer(integrations.integrations_app, name="integrations")
+app.add_typer(integrations.accounts_app, name="accounts")
+app.add_typer(integrations.secrets_app, name="secrets")
 app.command("config")(config)
 
 

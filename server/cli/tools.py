@@ -46,16 +46,19 @@ def tools_list(org: OrgOption, as_json: JsonOption = False) -> None:
 
 
 def _switch_tool(name: str, org: str, enabled: bool, *, as_json: bool) -> None:
+    from server.integrations.accounts import integration_tool_names
     from tools.switches import disabled_tools, store_tool_enabled
 
     async def operation(session: AsyncSession, settings: Settings) -> tuple[str, dict[str, Any]]:
         organization = await store.get_organization(session, ref=org)
         known = {row["name"] for row in tool_rows(frozenset(), settings)}
+        known |= await integration_tool_names(session, organization_id=organization.id)
         if name not in known:
             raise fail(f"unknown tool {name!r} (installed: {', '.join(sorted(known))})")
         await store_tool_enabled(session, organization_id=organization.id, tool_name=name, enabled=enabled)
         rows = tool_rows(await disabled_tools(session, organization_id=organization.id), settings)
-        return organization.name, next(row for row in rows if row["name"] == name)
+        upstream = {"name": name, "kind": "integration", "readOnly": None, "enabled": enabled, "description": ""}
+        return organization.name, next((row for row in rows if row["name"] == name), upstream)
 
     organization_name, row = run_in_session(operation)
     print_rows([row], TOOL_COLUMNS, as_json=as_json)

@@ -11,6 +11,7 @@ cache.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -27,9 +28,10 @@ from server.runtime.group_commit import GroupCommitter
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
 from server.runtime.records import RuntimeRecords
+from tools.accounts import ACCOUNT_FIELD, choose_account
 from tools.context import ToolContext, ToolError
 from tools.database import OrganizationDatabase
-from tools.registry import Tool, ToolRegistry
+from tools.registry import EMPTY, OrganizationTools, Tool, ToolRegistry
 from tools.switches import ToolSwitches
 
 logger = logging.getLogger(__name__)
@@ -111,12 +113,14 @@ class Runtime(RuntimeRecords):
         switches: ToolSwitches,
         worker_id: str,
         timing: Timing,
+        organization_tools: OrganizationTools | None = None,
     ) -> None:
         super().__init__(db=db, poll_seconds=timing.execution_poll_seconds)
         self.tools = tools
         self.switches = switches
         self.worker_id = worker_id
         self.timing = timing
+        self.organization_tools = organization_tools
         self.committer = GroupCommitter()
 
     async def disabled_tools(self, principal: Principal) -> frozenset[str]:
@@ -126,16 +130,23 @@ class Runtime(RuntimeRecords):
     async def visible_tools(self, principal: Principal, *, disabled: frozenset[str] | None = None) -> list[Tool]:
         if disabled is None:
             disabled = await self.disabled_tools(principal)
-        return self.tools.visible(principal, disabled)
+        return self.tools.visible(principal, disabled, await self._extra_tools(principal))
 
     async def find_tool(self, principal: Principal, name: str, *, disabled: frozenset[str] | None = None) -> Tool:
         """The tool, or NotFound — the same answer for a tool that does not exist and one the key may not see."""
         if disabled is None:
             disabled = await self.disabled_tools(principal)
         tool = self.tools.find(principal, name, disabled)
+        if tool is None and self.organization_tools is not None:
+            tool = self.tools.find(principal, name, disabled, await self._extra_tools(principal))
         if tool is None:
             raise NotFound(f"Unknown tool: {name}")
         return tool
+
+    async def _extra_tools(self, principal: Principal) -> Mapping[str, Tool]:
+        if self.organization_tools is None:
+            return EMPTY
+        return await self.organization_tools(principal.organization_id)
 
     async def wait_for_result(self, principal: Principal, execution_id: str) -> InvocationResult:
         """The result of an execution, waiting while it runs here or in another process."""
@@ -162,6 +173,11 @@ class Runtime(RuntimeRecords):
         disabled: frozenset[str] | None = None,
     ) -> InvocationResult:
         tool = await self.find_tool(principal, tool_name, disabled=disabled)
+        if tool.accounts:
+            if connected_account_id is None and isinstance(arguments.get(ACCOUNT_FIELD), str):
+                connected_account_id = arguments[ACCOUNT_FIELD]  # over MCP the account is an argument
+            arguments = {name: value for name, value in arguments.items() if name != ACCOUNT_FIELD}
+            connected_account_id = choose_account(tool, connected_account_id)
         args = validate_input(tool, arguments)
         organization_id = principal.organization_id
         if session_id is not None and idempotency_key is None:
@@ -204,6 +220,7 @@ class Runtime(RuntimeRecords):
             execution_id=recorder.execution_id,
             db=OrganizationDatabase(organization_id, self.db),
             _emit=recorder.emit,
+            connected_account_id=connected_account_id,
         )
         try:
             async with anyio.create_task_group() as tasks:
