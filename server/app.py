@@ -38,8 +38,15 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings()
     state = build_state(settings, tools or default_registry(memory_limits(settings)), clock)
-    mcp_manager = build_session_manager(build_mcp_server(state), settings)
-    mcp_endpoint = McpEndpoint(mcp_manager, state)
+    mcp_server = build_mcp_server(
+        state.runtime,
+        state.mcp_sessions,
+        public_base_url=state.public_base_url,
+        streams=state.streams,
+        metrics=state.metrics,
+    )
+    mcp_manager = build_session_manager(mcp_server, settings)
+    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:
@@ -97,7 +104,7 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
         middleware=[
             Middleware(

@@ -24,10 +24,10 @@ from server.integrations.catalog import IntegrationCatalog
 from server.mcp.sessions import McpSessionDirectory
 from server.observability.decisions import DecisionLog
 from server.observability.metrics import Metrics
-from server.runtime.worker import Runtime
+from server.routes.capability_documents import EncodedDocuments
+from server.runtime.invocation import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
-from tools.registry import ToolRegistry
 
 
 @dataclass(slots=True)
@@ -39,7 +39,6 @@ class AppState:
     verifier: KeyVerifier
     watcher: ChangeFeed[KeyRecord]
     tool_watcher: ChangeFeed[ToolSetting]
-    tools: ToolRegistry
     public_base_url: str
     streams: StreamRegistry
     mcp_sessions: McpSessionDirectory
@@ -52,6 +51,7 @@ class AppState:
     rate_limiter: RateLimiter | None
     metrics: Metrics
     decisions: DecisionLog
+    capabilities: EncodedDocuments
     integrations: IntegrationCatalog
     integration_feeds: list[ChangeFeed[Any]]
     drain: Drain
@@ -65,4 +65,5 @@ class AppState:
 
 
 def app_state(request: Request) -> AppState:
-    return request.app.state.capgate
+    state: AppState = request.app.state.capgate
+    return state
