@@ -12,7 +12,7 @@ from auth.credentials import extract_api_key
 from auth.errors import CapgateError
 from auth.principal import Principal, current_principal
 from auth.records import KeyRecord
-from auth.streams import StreamRegistry, is_event_stream_request, run_tracked
+from auth.streams import StreamRegistry, run_tracked
 from auth.verifier import KeyVerifier
 
 # Called synchronously on the request path: they must only record in memory.
@@ -76,7 +76,7 @@ class AuthMiddleware:
         try:
             presented = extract_api_key(scope["headers"])
             record = await self.verifier.verify(presented)
-            request = self.streams.open(record.key_id, is_stream=is_event_stream_request(scope))
+            request = self.streams.open(record.key_id)
         except CapgateError as error:
             if self.on_failure is not None:
                 self.on_failure(scope, presented, error)
@@ -90,7 +90,7 @@ class AuthMiddleware:
         token = current_principal.set(principal)
         sdk_token = auth_context_var.set(principal)
         try:
-            await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc)
+            await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc, registry=self.streams)
         finally:
             self.streams.close(request)
             auth_context_var.reset(sdk_token)
