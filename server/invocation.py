@@ -18,6 +18,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
+from sqlalchemy.exc import SQLAlchemyError
 
 from auth.errors import InvalidRequest, NotFound
 from auth.principal import Principal
@@ -25,6 +26,7 @@ from server import runtime_store
 from server.models import Execution
 from server.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
 from server.state import AppState
+from server.storable import refuse_nul
 from tools.context import OrganizationDatabase, ToolContext, ToolError
 from tools.registry import Tool
 
@@ -67,6 +69,7 @@ def _field_name(location: tuple[int | str, ...]) -> str:
 def validate_input(tool: Tool, arguments: Any) -> Any:
     if not isinstance(arguments, dict):
         raise InvalidRequest("Tool input must be a JSON object", details={"input": "must be an object"})
+    refuse_nul(arguments)
     try:
         return tool.input_model.model_validate(arguments)
     except ValidationError as exc:
@@ -110,6 +113,9 @@ async def _call(tool: Tool, ctx: ToolContext, args: Any) -> tuple[Literal["succe
         result = await tool.handler(ctx, args)
     except ToolError as exc:
         return "failed", None, exc.message
+    except SQLAlchemyError:  # its text holds the SQL statement and parameters: those go to the log only
+        logger.exception("tool %s raised", tool.name)
+        return "failed", None, f"Tool {tool.name} failed with a database error"
     except Exception as exc:  # the tool boundary: any failure becomes a failed execution, never a 500
         logger.exception("tool %s raised", tool.name)
         return "failed", None, f"{type(exc).__name__}: {exc}"[:2000]

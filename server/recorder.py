@@ -25,6 +25,7 @@ from server import runtime_store
 from server.group_commit import GroupCommitter, Row, write
 from server.live import EventRecord, LiveExecution, LiveExecutions
 from server.models import Execution, RuntimeSession
+from server.storable import without_nul
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
@@ -183,6 +184,7 @@ class ExecutionRecorder:
 
     async def finish(self, status: str, output: Any, error: str | None) -> None:
         finished_at = utcnow()
+        error = without_nul(error) if error is not None else None
         final = {"status": status, "output": output, "error": error, "finished_at": finished_at}
         if status == "succeeded":
             self._event("completed", {"status": status, "result": output})

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.invocation import InvocationResult
 from server.live import EventRecord
 from server.models import Execution, RuntimeSession
+from server.storable import StoredText
 
 
 class InvokeBody(BaseModel):
@@ -23,7 +24,7 @@ class InvokeBody(BaseModel):
 class SessionCreateBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: StoredText | None = Field(default=None, min_length=1, max_length=200)
     interactionMode: str | None = Field(default=None, pattern="^(autonomous|interactive)$")
 
 

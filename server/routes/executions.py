@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from auth.errors import InvalidRequest
 from server import runtime_store
 from server.live import EventRecord
+from server.params import ascii_int
 from server.state import AppState, app_state
 from server.wire import event_public, execution_public
 
@@ -40,9 +41,10 @@ def _last_event_id(request: Request) -> int:
     raw = request.headers.get("last-event-id", "").strip()
     if not raw:
         return 0
-    if not raw.isdigit() or len(raw) > 12:
+    value = ascii_int(raw, maximum=10**12 - 1)
+    if value is None:
         raise InvalidRequest("Invalid Last-Event-ID", details={"Last-Event-ID": "an event id from this stream"})
-    return int(raw)
+    return value
 
 
 async def _stored_events(state: AppState, execution_id: str, after: int) -> list[EventRecord]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from auth.errors import InvalidRequest, PayloadTooLarge
 from auth.lifecycle import MAX_KEY_LIFETIME
 from auth.models import ApiKey, AuditEvent
+from server.bodies import parse_json
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_OVERLAP_SECONDS = 30 * 86_400
@@ -57,10 +57,7 @@ async def read_body(request: Request, model: type[BaseModel], *, optional: bool 
             raise PayloadTooLarge(f"Request body must be at most {MAX_BODY_BYTES} bytes")
     if not raw.strip() and optional:
         return model.model_validate({})
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequest("Request body must be JSON", details={"body": "not valid JSON"}) from None
+    data = parse_json(raw, "Request body must be JSON")
     if not isinstance(data, dict):
         raise InvalidRequest("Request body must be a JSON object", details={"body": "expected an object"})
     try:

@@ -9,6 +9,7 @@ from auth.errors import InvalidRequest
 from server import runtime_store
 from server.bodies import read_model
 from server.invocation import invoke_tool, visible_tools
+from server.params import ascii_int
 from server.routes.capabilities import capabilities_document
 from server.state import app_state
 from server.wire import InvokeBody, SessionCreateBody, invocation_public, session_public
@@ -55,9 +56,10 @@ async def create_session(request: Request) -> JSONResponse:
 
 def _page_size(request: Request) -> int:
     raw = request.query_params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    value = ascii_int(raw, minimum=1, maximum=MAX_PAGE_SIZE)
+    if value is None:
         raise InvalidRequest("Invalid limit", details={"limit": f"an integer from 1 to {MAX_PAGE_SIZE}"})
-    return int(raw)
+    return value
 
 
 async def list_sessions(request: Request) -> JSONResponse:
