@@ -7,8 +7,8 @@ from starlette.responses import JSONResponse
 
 from auth.audit import list_audit_events
 from auth.errors import InvalidRequest
-from server.params import MAX_BIGINT, ascii_int
 from server.routes.key_wire import audit_public
+from server.routes.params import MAX_BIGINT, ascii_int
 from server.state import app_state
 
 MAX_LIMIT = 500

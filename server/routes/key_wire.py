@@ -11,7 +11,7 @@ from starlette.requests import Request
 from auth.errors import InvalidRequest, PayloadTooLarge
 from auth.lifecycle import MAX_KEY_LIFETIME
 from auth.models import ApiKey, AuditEvent
-from server.bodies import parse_json
+from server.routes.bodies import parse_json
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_OVERLAP_SECONDS = 30 * 86_400

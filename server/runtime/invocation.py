@@ -22,11 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth.errors import InvalidRequest, NotFound
 from auth.principal import Principal
-from server import runtime_store
-from server.models import Execution
-from server.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime import store as runtime_store
+from server.runtime.models import Execution
+from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime.storable import refuse_nul
 from server.state import AppState
-from server.storable import refuse_nul
 from tools.context import OrganizationDatabase, ToolContext, ToolError
 from tools.registry import Tool
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.invocation import InvocationResult
-from server.live import EventRecord
-from server.models import Execution, RuntimeSession
-from server.storable import StoredText
+from server.runtime.invocation import InvocationResult
+from server.runtime.live import EventRecord
+from server.runtime.models import Execution, RuntimeSession
+from server.runtime.storable import StoredText
 
 
 class InvokeBody(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from auth.errors import InvalidRequest, PayloadTooLarge
-from server.params import ascii_int
+from server.routes.params import ascii_int
 
 M = TypeVar("M", bound=BaseModel)
 
