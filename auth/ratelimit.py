@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.errors import RateLimited
+from auth.errors import CapgateError, RateLimited
 from auth.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -168,6 +168,11 @@ class RateLimitMiddleware:
             return
         try:
             decision = await self.limiter.hit(principal.key_id)
+        except CapgateError as refused:  # the shared store is down and the operator chose to refuse meanwhile
+            status, headers, body = refused.render(jsonrpc=self.speaks_jsonrpc(scope["path"]))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         except (BackendUnavailable, SQLAlchemyError, OSError) as exc:
             # Failing open: an outage of the shared store (or of the database holding overrides)
             # must not take the API down with it.

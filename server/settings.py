@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -106,6 +107,22 @@ class Settings(BaseSettings):
         default=None, description="Redis URL; when set, rate limits are shared by every replica through Redis"
     )
     redis_max_connections: int = Field(default=64, ge=1, description="Redis connections per process")
+    redis_timeout_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        description="Redis connect and read timeout (pool wait: 10x); a silent Redis costs at most this",
+    )
+    redis_retry_seconds: float = Field(
+        default=1.0, gt=0, description="after Redis failed three times in a row, how long until it is tried again"
+    )
+    redis_outage: Literal["fallback", "closed", "open"] = Field(
+        default="fallback",
+        description="rate limits while Redis is unreachable: fallback = in-process limits at limit/replicas,"
+        " closed = refuse counted requests (503), open = admit them",
+    )
+    replicas: int = Field(
+        default=1, ge=1, description="server processes sharing one Redis; each enforces limit/replicas during an outage"
+    )
     redis_key_prefix: str = Field(default="capgate", description="prefix of every Redis key capgate writes")
     usage_flush_seconds: float = Field(
         default=20.0,

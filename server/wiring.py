@@ -60,10 +60,24 @@ def build_rate_limiter(
         from redis.asyncio import BlockingConnectionPool, Redis
 
         from auth.ratelimit_redis import RedisBackend
+        from auth.ratelimit_resilient import CircuitBreaker, ResilientBackend
 
-        # Blocking: a burst waits briefly for a pooled connection instead of failing.
-        pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
-        backend = RedisBackend(Redis.from_pool(pool), prefix=settings.redis_key_prefix)
+        timeout = settings.redis_timeout_seconds
+        # Blocking: a burst waits briefly for a pooled connection instead of failing. A silent Redis holds
+        # connections only for ``timeout`` each, so ten times that bounds the wait without failing a busy burst.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=10 * timeout,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+        )
+        backend = ResilientBackend(
+            shared=RedisBackend(Redis.from_pool(pool), prefix=settings.redis_key_prefix),
+            mode=settings.redis_outage,
+            replicas=settings.replicas,
+            breaker=CircuitBreaker(retry_seconds=settings.redis_retry_seconds),
+        )
     else:
         backend = InProcessBackend()
     policies = LimitPolicies(
