@@ -16,6 +16,7 @@ from auth.errors import CapgateError
 from auth.middleware import AuthMiddleware
 from auth.ratelimit import RateLimitMiddleware
 from auth.records import KeyRecord
+from server.body_deadline import BodyDeadlineMiddleware
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.server import McpEndpoint, build_mcp_server, build_session_manager
 from server.request_log import RequestLogMiddleware
@@ -83,6 +84,7 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             Middleware(RequestLogMiddleware),
+            Middleware(BodyDeadlineMiddleware, timeout=settings.body_read_timeout_seconds),
             Middleware(
                 AuthMiddleware,
                 verifier=state.verifier,

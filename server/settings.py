@@ -64,6 +64,25 @@ class Settings(BaseSettings):
     failed_verification_window_seconds: float = Field(
         default=60.0, gt=0, description="window of failed_verification_limit"
     )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection must send complete request headers within this (`capgate serve`)"
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="a request body must arrive within this of the request's start; else 408"
+    )
+    keep_alive_timeout_seconds: float = Field(
+        default=5.0, ge=1, description="an idle keep-alive connection is closed after this (`capgate serve`)"
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="concurrent connections and requests `capgate serve` accepts; more get 503"
+    )
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="largest request line plus headers (`capgate serve`); larger get 400"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses (or CIDR ranges) whose X-Forwarded-For/-Proto are believed; empty: nobody's",
+    )
     log_level: str = Field(default="INFO", description="log level of the JSON request log")
     max_request_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="largest request body (Runtime API and MCP); larger bodies get 413"

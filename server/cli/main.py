@@ -152,6 +152,7 @@ def serve(
 
     from server.app import create_app
     from server.logging_setup import configure_logging
+    from server.serving import uvicorn_config
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
@@ -165,15 +166,7 @@ def serve(
 
     asyncio.run(migrate())
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
 
 
 @db_app.command("upgrade")
