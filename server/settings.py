@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="longest any request or stream may stay open, even after its key is revoked"
     )
     max_streams_per_key: int = Field(default=50, ge=1, description="open event streams one key may hold at once")
+    max_mcp_sessions_per_key: int = Field(
+        default=20, ge=1, description="open legacy MCP sessions one key may hold; the next initialize gets 429"
+    )
+    max_mcp_sessions: int = Field(
+        default=2000, ge=1, description="open legacy MCP sessions per process; beyond it the idlest one is closed"
+    )
     pepper: SecretStr | None = Field(
         default=None, description="HMAC pepper for the verified-key cache; default: generated once into data_dir"
     )

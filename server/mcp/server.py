@@ -22,10 +22,12 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import Receive, Scope, Send
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.types import Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
+from server.mcp.session_quota import SessionQuota, TooManySessions
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
@@ -193,7 +195,18 @@ def build_session_manager(server: Server[Any], settings: Settings) -> Streamable
         security_settings=security,
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,
+        max_sessions=None,  # SessionQuota caps sessions per key and evicts the idlest at max_mcp_sessions
     )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((value.decode("latin-1") for key, value in scope["headers"] if key == name), None)
+
+
+def opens_legacy_session(scope: Scope) -> bool:
+    """A POST without a session id in a handshake protocol generation: the SDK opens a session for it."""
+    version = _header(scope, b"mcp-protocol-version")
+    return scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS)
 
 
 class McpEndpoint:
@@ -202,9 +215,42 @@ class McpEndpoint:
     def __init__(self, manager: StreamableHTTPSessionManager, state: AppState) -> None:
         self.manager = manager
         self.state = state
+        settings = state.settings
+        self.quota = SessionQuota(manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get("user")
+        if isinstance(principal, Principal):
+            session_id = _header(scope, b"mcp-session-id")
+            if session_id is not None:
+                self.quota.used(principal.key_id, session_id)
+            elif opens_legacy_session(scope):
+                await self._open_session(principal, scope, receive, send)
+                return
+        await self._handle(principal, scope, receive, send)
+
+    async def _open_session(self, principal: Principal, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.quota.admit(principal.key_id)
+        except TooManySessions as refused:
+            status, headers, body = refused.render(jsonrpc=True)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        opened: str | None = None
+
+        async def noting_send(message: Message) -> None:
+            nonlocal opened
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                opened = next((v.decode("latin-1") for k, v in message["headers"] if k == b"mcp-session-id"), None)
+            await send(message)
+
+        try:
+            await self._handle(principal, scope, receive, noting_send)
+        finally:
+            self.quota.answered(principal.key_id, opened)
+
+    async def _handle(self, principal: Any, scope: Scope, receive: Receive, send: Send) -> None:
         if not isinstance(principal, Principal) or (b"mcp-method", b"tools/call") not in scope["headers"]:
             await self.manager.handle_request(scope, receive, send)
             return
