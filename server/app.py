@@ -58,6 +58,7 @@ def create_app(
         try:
             await flusher.load()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
+                state.runtime.background = tasks
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
                 tasks.start_soon(flusher.run)

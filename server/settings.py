@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="longest any request or stream may stay open, even after its key is revoked"
     )
     max_streams_per_key: int = Field(default=50, ge=1, description="open event streams one key may hold at once")
+    max_executions_per_key: int = Field(
+        default=64, ge=1, description="tool calls one key may have running at once in a process; the next gets 429"
+    )
+    max_executions_per_organization: int = Field(
+        default=256, ge=1, description="tool calls one organization may have running at once in a process"
+    )
     max_mcp_sessions_per_key: int = Field(
         default=20, ge=1, description="open legacy MCP sessions one key may hold; the next initialize gets 429"
     )

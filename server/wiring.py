@@ -25,6 +25,7 @@ from server.key_events import key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
 from server.pepper import load_or_create_pepper
 from server.runtime.live import LiveExecutions
+from server.runtime.slots import ExecutionSlots
 from server.runtime.store import new_id
 from server.runtime.worker import Runtime
 from server.settings import Settings
@@ -157,6 +158,9 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
             live=LiveExecutions(),
             switches=switches,
             memory_limits=memory_limits(settings),
+            slots=ExecutionSlots(
+                per_key=settings.max_executions_per_key, per_organization=settings.max_executions_per_organization
+            ),
         ),
         clock=clock,
         passwords=passwords,

@@ -25,6 +25,7 @@ from auth.principal import Principal
 from server.runtime import store as runtime_store
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime.slots import Slot
 from server.runtime.storable import refuse_nul
 from server.state import AppState
 from tools.context import OrganizationDatabase, ToolContext, ToolError
@@ -38,7 +39,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 class InvocationResult:
     execution_id: str
     session_id: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "running"]
     output: Any
     error: str | None
 
@@ -136,7 +137,10 @@ async def invoke_tool(
     idempotency_key: str | None = None,
     source: str = "api",
     on_progress: ProgressCallback | None = None,
+    background: bool = False,
 ) -> InvocationResult:
+    """Runs the tool and returns its result; with ``background`` it returns as soon as the execution is
+    recorded (status ``running``) and the tool runs on in this process, whatever happens to the caller."""
     tool = await find_tool(state, principal, tool_name)
     args = validate_input(tool, arguments)
     organization_id = principal.organization_id
@@ -146,6 +150,31 @@ async def invoke_tool(
         runtime_store.ensure_active(row)
     if idempotency_key is not None:
         idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live execution
+    slot = state.runtime.slots.acquire(principal.key_id, organization_id)
+    try:
+        return await _record_and_run(
+            state, principal, tool, args, arguments, session_id, connected_account_id, idempotency_key, source,
+            on_progress, slot if background else None,
+        )  # fmt: skip
+    finally:
+        if not slot.handed_off:
+            slot.release()
+
+
+async def _record_and_run(
+    state: AppState,
+    principal: Principal,
+    tool: Tool,
+    args: Any,
+    arguments: dict[str, Any],
+    session_id: str | None,
+    connected_account_id: str | None,
+    idempotency_key: str | None,
+    source: str,
+    on_progress: ProgressCallback | None,
+    background: Slot | None,
+) -> InvocationResult:
+    organization_id = principal.organization_id
     recorder = ExecutionRecorder(
         sessions=state.sessions,
         live=state.runtime.live,
@@ -174,10 +203,36 @@ async def invoke_tool(
             raise
         if earlier is not None:
             recorder.close()
+            if background is not None:
+                return InvocationResult(earlier, recorder.session_id, "running", None, None)
             return await wait_for_result(state, principal, earlier)
+    if background is None:
+        return await _run(state, tool, args, recorder)
+    try:
+        if idempotency_key is None:
+            await recorder.start()  # recorded now: the caller may look the execution up at once
+    except BaseException:
+        recorder.close()
+        raise
+    background.handed_off = True
+    state.runtime.spawn(_run_in_background, state, tool, args, recorder, background)
+    return InvocationResult(recorder.execution_id, recorder.session_id, "running", None, None)
+
+
+async def _run_in_background(state: AppState, tool: Tool, args: Any, recorder: ExecutionRecorder, slot: Slot) -> None:
+    try:
+        await _run(state, tool, args, recorder)
+    except Exception:  # _run turns tool failures into failed executions; this is a recording failure
+        logger.exception("background execution %s could not be recorded", recorder.execution_id)
+    finally:
+        slot.release()
+
+
+async def _run(state: AppState, tool: Tool, args: Any, recorder: ExecutionRecorder) -> InvocationResult:
+    organization_id = recorder.organization_id
     ctx = ToolContext(
         organization_id=organization_id,
-        key_id=principal.key_id,
+        key_id=recorder.key_id,
         session_id=recorder.session_id,
         execution_id=recorder.execution_id,
         db=OrganizationDatabase(organization_id, state.sessions),
@@ -190,7 +245,7 @@ async def invoke_tool(
             tasks.cancel_scope.cancel()
     except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
         with anyio.CancelScope(shield=True):
-            await recorder.finish("interrupted", None, "Execution was cancelled")
+            await recorder.finish("interrupted", None, runtime_store.INTERRUPTED_BY_CANCEL)
         raise
     await recorder.finish(status, output, error)
     return InvocationResult(recorder.execution_id, recorder.session_id, status, output, error)

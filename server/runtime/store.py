@@ -25,6 +25,15 @@ from server.runtime.live import EventRecord
 from server.runtime.models import Execution, ExecutionEvent, IdempotencyRecord, RuntimeSession, RuntimeWorker
 
 DEFAULT_SESSION_TITLE = "Agent Runtime Session"
+# What an `interrupted` execution says, also to a retry with its Idempotency-Key (README, "Runtime API").
+INTERRUPTED_BY_CRASH = (
+    "Execution was interrupted: its server process stopped. The tool may have done some or all of its work"
+    " before that; check its effects before running it again under a new Idempotency-Key"
+)
+INTERRUPTED_BY_CANCEL = (
+    "Execution was cancelled: its caller went away or the server shut down. The tool may have done some of"
+    " its work before that"
+)
 
 
 def new_id(prefix: str) -> str:
@@ -201,7 +210,7 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: 
     )
     orphans = list((await session.execute(query)).scalars())
     now = utcnow()
-    message = "Execution was interrupted: its server process stopped"
+    message = INTERRUPTED_BY_CRASH
     for execution in orphans:
         last = await session.scalar(
             select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution.id)

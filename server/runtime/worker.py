@@ -4,10 +4,13 @@ and the loop that keeps the worker alive and interrupts executions of dead ones.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +18,7 @@ from auth.dbtypes import utcnow
 from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter
 from server.runtime.live import LiveExecutions
+from server.runtime.slots import ExecutionSlots
 from tools.memory.store import MemoryLimits
 from tools.switches import ToolSwitches
 
@@ -28,6 +32,14 @@ class Runtime:
     switches: ToolSwitches
     memory_limits: MemoryLimits
     committer: GroupCommitter = field(default_factory=GroupCommitter)
+    slots: ExecutionSlots = field(default_factory=lambda: ExecutionSlots(per_key=64, per_organization=256))
+    background: TaskGroup | None = None
+    """Set while the app runs: where background executions run (cancelled, so interrupted, at shutdown)."""
+
+    def spawn(self, function: Callable[..., Awaitable[None]], *args: Any) -> None:
+        if self.background is None:
+            raise RuntimeError("background executions need the running app (lifespan)")
+        self.background.start_soon(function, *args)
 
 
 async def beat_once(sessions: async_sessionmaker[AsyncSession], *, worker_id: str, interval: float) -> int:

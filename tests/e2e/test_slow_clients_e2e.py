@@ -127,3 +127,38 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(
     finally:
         process.stop()  # a clean stop writes the pending auth-failure tallies
     assert asyncio.run(failure_sources(process.database_url)) == [expected]
+
+
+async def execution_status(database_url: str) -> str | None:
+    keys = Keys(database_url)
+    try:
+        async with keys.sessions() as session:
+            query = "SELECT status FROM executions WHERE tool_name = 'example_countdown' ORDER BY started_at DESC"
+            return await session.scalar(text(query))
+    finally:
+        await keys.close()
+
+
+def poll_status(database_url: str, wanted: set[str], timeout: float = 10.0) -> str | None:
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = asyncio.run(execution_status(database_url))
+        if status in wanted:
+            return status
+        time.sleep(0.05)  # polling a database written by another process, with a deadline
+    return status
+
+
+def test_execution_is_cancelled_when_its_caller_goes_away(server: ServerProcess) -> None:
+    """Attack: executions kept running after the client disconnected (unbounded work per key)."""
+    key = asyncio.run(make_key(server))
+    body = b'{"input": {"steps": 200, "interval_ms": 50}}'  # 10 s if nobody stops it
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /api/runtime/tools/example_countdown HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"x-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert poll_status(server.database_url, {"running"}) == "running"
+    assert poll_status(server.database_url, {"interrupted", "succeeded"}, timeout=5) == "interrupted"
