@@ -22,10 +22,11 @@ from server.mcp.server import McpEndpoint, build_mcp_server, build_session_manag
 from server.request_log import RequestLogMiddleware
 from server.routes.routing import public_paths
 from server.routes.table import api_routes, counts_toward_rate_limit, speaks_jsonrpc
+from server.runtime.retention import run_purger
 from server.runtime.worker import run_worker
 from server.settings import Settings
 from server.usage_flusher import UsageFlusher
-from server.wiring import build_state, memory_limits
+from server.wiring import build_state, memory_limits, retention_policy
 from tools.catalog import default_registry
 from tools.registry import ToolRegistry
 
@@ -62,6 +63,14 @@ def create_app(
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
                 tasks.start_soon(flusher.run)
+                tasks.start_soon(
+                    functools.partial(
+                        run_purger,
+                        state.sessions,
+                        retention_policy(settings),
+                        interval=settings.purge_interval_seconds,
+                    )
+                )
                 tasks.start_soon(
                     functools.partial(
                         run_worker,

@@ -137,6 +137,19 @@ class Settings(BaseSettings):
         default_factory=list,
         description="addresses (or CIDR ranges) whose X-Forwarded-For/-Proto are believed; empty: nobody's",
     )
+    record_max_bytes: int = Field(
+        default=16_384,
+        ge=256,
+        description="largest stored tool input, result, error or event (JSON bytes); larger ones are stored"
+        " truncated with a $truncated marker (the caller still gets the whole result)",
+    )
+    retention_days: float = Field(
+        default=30.0, gt=0, description="finished executions and their events older than this are deleted"
+    )
+    audit_retention_days: float = Field(default=365.0, gt=0, description="audit rows older than this are deleted")
+    purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="how often each server process deletes what retention allows"
+    )
     log_level: str = Field(default="INFO", description="log level of the JSON request log")
     max_request_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="largest request body (Runtime API and MCP); larger bodies get 413"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +26,7 @@ from server.key_events import key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
 from server.pepper import load_or_create_pepper
 from server.runtime.live import LiveExecutions
+from server.runtime.retention import RetentionPolicy
 from server.runtime.slots import ExecutionSlots
 from server.runtime.store import new_id
 from server.runtime.worker import Runtime
@@ -173,4 +175,12 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
 def memory_limits(settings: Settings) -> MemoryLimits:
     return MemoryLimits(
         max_document_bytes=settings.memory_max_document_bytes, organization_quota_bytes=settings.memory_quota_bytes
+    )
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        executions=timedelta(days=settings.retention_days),
+        idempotency=timedelta(seconds=settings.idempotency_ttl_seconds),
+        audit=timedelta(days=settings.audit_retention_days),
     )

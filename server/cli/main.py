@@ -378,4 +378,5 @@ def _database_url_for_message() -> str | None:
 
 # Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.
 import server.cli.lifecycle  # noqa: E402, F401
+import server.cli.retention  # noqa: E402, F401
 import server.cli.tools  # noqa: E402, F401

@@ -189,6 +189,7 @@ async def _record_and_run(
         worker_id=state.runtime.worker_id,
         on_progress=on_progress,
         committer=state.runtime.committer,
+        record_max_bytes=state.settings.record_max_bytes,
     )
     if idempotency_key is not None:
         claim = IdempotencyClaim(

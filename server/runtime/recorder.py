@@ -25,7 +25,7 @@ from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter, Row, write
 from server.runtime.live import EventRecord, LiveExecution, LiveExecutions
 from server.runtime.models import Execution, RuntimeSession
-from server.runtime.storable import without_nul
+from server.runtime.storable import for_storage, text_for_storage, without_nul
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
@@ -59,7 +59,9 @@ class ExecutionRecorder:
         worker_id: str,
         on_progress: ProgressCallback | None,
         committer: GroupCommitter,
+        record_max_bytes: int = 16_384,
     ) -> None:
+        self.record_max_bytes = record_max_bytes
         self._sessions = sessions
         self._committer = committer
         self._live_registry = live
@@ -125,7 +127,7 @@ class ExecutionRecorder:
             "source": self.source,
             "connected_account_id": self.connected_account_id,
             "status": "running",
-            "input": self.arguments,
+            "input": for_storage(self.arguments, self.record_max_bytes),
             "output": None,
             "error": None,
             "worker_id": self.worker_id,
@@ -164,10 +166,13 @@ class ExecutionRecorder:
         rows: list[Row] = []
         if not self.persisted:
             rows += self._start_rows()
-        rows += runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+        rows += self._pending_rows()
         await write(session, rows)
         self._pending = []
         self.persisted = True
+
+    def _pending_rows(self) -> list[Row]:
+        return runtime_store.event_rows(self.organization_id, self.execution_id, self._pending, self.record_max_bytes)
 
     async def flush(self) -> None:
         async with self._lock:
@@ -184,14 +189,17 @@ class ExecutionRecorder:
 
     async def finish(self, status: str, output: Any, error: str | None) -> None:
         finished_at = utcnow()
-        error = without_nul(error) if error is not None else None
-        final = {"status": status, "output": output, "error": error, "finished_at": finished_at}
+        error = text_for_storage(without_nul(error), self.record_max_bytes) if error is not None else None
+        stored_output = for_storage(output, self.record_max_bytes)
+        final = {"status": status, "output": stored_output, "error": error, "finished_at": finished_at}
         if status == "succeeded":
             self._event("completed", {"status": status, "result": output})
         else:
             self._event(status if status == "interrupted" else "failed", {"status": status, "error": error})
         async with self._lock:
-            events = runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
+            events = runtime_store.event_rows(
+                self.organization_id, self.execution_id, self._pending, self.record_max_bytes
+            )
             self._pending = []
             if self.persisted:
                 rows: list[Row] = list(events)

@@ -3,6 +3,7 @@ anything a client sends, and replaced in text capgate itself writes (tool error 
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -51,3 +52,25 @@ def _no_nul(value: str) -> str:
 
 StoredText = Annotated[str, AfterValidator(_no_nul)]
 """A request field stored in a text column."""
+
+
+TRUNCATED = "$truncated"
+"""Marker of a stored input, result or event that was larger than ``record_max_bytes``."""
+
+
+def for_storage(value: Any, max_bytes: int) -> Any:
+    """``value`` when its JSON fits in ``max_bytes``; else ``{"$truncated": {"originalBytes", "preview"}}`` with
+    the first ``max_bytes`` of the JSON as the preview. The caller still gets the whole value in its answer."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= max_bytes:
+        return value
+    preview = encoded[:max_bytes].decode("utf-8", "ignore")
+    return {TRUNCATED: {"originalBytes": len(encoded), "preview": preview}}
+
+
+def text_for_storage(text: str, max_bytes: int) -> str:
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", "ignore") + f" … [truncated: {len(encoded)} bytes]"

@@ -23,6 +23,7 @@ from auth.keys import random_base62
 from server.runtime.group_commit import Row, write
 from server.runtime.live import EventRecord
 from server.runtime.models import Execution, ExecutionEvent, IdempotencyRecord, RuntimeSession, RuntimeWorker
+from server.runtime.storable import for_storage
 
 DEFAULT_SESSION_TITLE = "Agent Runtime Session"
 # What an `interrupted` execution says, also to a retry with its Idempotency-Key (README, "Runtime API").
@@ -117,7 +118,10 @@ async def get_execution(session: AsyncSession, *, organization_id: str, executio
     return row
 
 
-def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[Row]:
+def event_rows(
+    organization_id: str, execution_id: str, events: Iterable[EventRecord], max_bytes: int | None = None
+) -> list[Row]:
+    """Rows for ``events``; with ``max_bytes``, each event's data as stored (``storable.for_storage``)."""
     table = ExecutionEvent.__table__  # type: ignore[attr-defined]
     return [
         (
@@ -127,7 +131,7 @@ def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRe
                 "seq": event.seq,
                 "organization_id": organization_id,
                 "type": event.type,
-                "data": event.data,
+                "data": event.data if max_bytes is None else for_storage(event.data, max_bytes),
                 "created_at": event.created_at,
             },
         )

@@ -114,3 +114,13 @@ def test_users_take_their_password_from_stdin_not_arguments(run) -> None:  # typ
         "users", "create", "--org", "acme", "--email", "x@acme.test", "--password-stdin", input="short\n", ok=False
     )
     assert "at least 12 characters" in short.output
+
+
+def test_db_purge_and_usage_commands(run) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 item 6: the operator can purge now and see what each organization stores."""
+    run("orgs", "create", "acme")
+    purged = json.loads(run("db", "purge", "--json").output)
+    assert set(purged) == {"executions", "events", "idempotency_records", "audit_events"}
+    assert "Deleted" in run("db", "purge").output
+    usage = json.loads(run("db", "usage", "--json").output)
+    assert isinstance(usage, list)
