@@ -11,7 +11,16 @@ from starlette.responses import JSONResponse
 from auth import store
 from auth.basic import InvalidCredentials, parse_basic
 from auth.errors import InvalidRequest
-from auth.grants import Rights, check_grant, check_manageable, clean_scopes, inherit_allowed_tools
+from auth.grants import (
+    NotGrantable,
+    Rights,
+    check_grant,
+    check_manageable,
+    check_revocable,
+    check_still_manager,
+    clean_scopes,
+    inherit_allowed_tools,
+)
 from auth.lifecycle import UNSET, KeyChanges, rotate_api_key, update_api_key
 from auth.models import ApiKey, Organization
 from auth.principal import Principal
@@ -47,6 +56,8 @@ async def create_key(
 ) -> JSONResponse:
     body: KeyCreateBody = await read_body(request, KeyCreateBody)
     scopes = clean_scopes(body.scopes)
+    if "allowed_tools" in body.model_fields_set and body.allowed_tools is None:
+        check_grant(rights, scopes, None)  # an explicit null asks for every tool
     allowed_tools = inherit_allowed_tools(rights, body.allowed_tools)
     check_grant(rights, scopes, allowed_tools)
     expires_at = resolve_expiry(body, state.now())
@@ -61,6 +72,7 @@ async def create_key(
             hasher=state.hasher,
             created_by=actor,
             source=source_of(request),
+            max_active_keys=state.settings.max_active_keys_per_organization,
         )
     return JSONResponse({"key": created.secret, **public(state, created.record)}, status_code=201)
 
@@ -69,7 +81,7 @@ async def create_key_with_password(request: Request) -> JSONResponse:
     """POST /api-keys: a user's email and password (HTTP Basic) create a key for the user's organization."""
     state = app_state(request)
     try:
-        user = await state.passwords.authenticate(parse_basic(request.scope["headers"]))
+        user = await state.passwords.authenticate(parse_basic(request.scope["headers"]), source=source_of(request))
     except InvalidCredentials as error:
         state.failures.record(now=state.clock(), presented=None, reason=error.code, source=source_of(request))
         raise
@@ -83,6 +95,7 @@ async def create_key_with_password(request: Request) -> JSONResponse:
 async def create_key_with_key(request: Request) -> JSONResponse:
     state = app_state(request)
     principal: Principal = request.user
+    check_still_manager(principal.replaced)
     async with state.sessions() as session:
         organization = await store.get_organization(session, ref=principal.organization_id)
     return await create_key(
@@ -106,10 +119,14 @@ async def get_key(request: Request) -> JSONResponse:
     return JSONResponse(public(state, key))
 
 
-def _check_limit(field: str, value: int | None, ceiling: int) -> None:
+def _check_limit(field: str, value: int | None, ceiling: int, current: int | None) -> None:
+    """A key may only lower a limit (its own or one it manages); raising one is the operator's."""
     if value is not None and not 1 <= value <= ceiling:
         message = f"{field} must be between 1 and {ceiling} (the organization's limit)"
         raise InvalidRequest(message, details={field: message})
+    effective = ceiling if current is None else current
+    if value is None and current is not None or value is not None and value > effective:
+        raise NotGrantable(f"{field} can only be lowered with a key (now {effective}); the operator raises limits")
 
 
 async def update_key(request: Request) -> JSONResponse:
@@ -120,6 +137,7 @@ async def update_key(request: Request) -> JSONResponse:
     for required in ("name", "scopes"):
         if required in given and getattr(body, required) is None:
             raise InvalidRequest(f"{required} must not be null", details={required: "must not be null"})
+    check_still_manager(principal.replaced)
     rights = rights_of(principal)
     changes = KeyChanges()
     async with state.sessions.begin() as session:
@@ -139,10 +157,11 @@ async def update_key(request: Request) -> JSONResponse:
         settings = state.settings
         if "rate_limit_per_second" in given:
             ceiling = organization.rate_limit_per_second or settings.rate_limit_per_second
-            _check_limit("rateLimitPerSecond", body.rate_limit_per_second, ceiling)
+            _check_limit("rateLimitPerSecond", body.rate_limit_per_second, ceiling, key.rate_limit_per_second)
             changes.rate_limit_per_second = body.rate_limit_per_second
         if "daily_quota" in given:
-            _check_limit("dailyQuota", body.daily_quota, organization.daily_quota or settings.daily_quota)
+            ceiling = organization.daily_quota or settings.daily_quota
+            _check_limit("dailyQuota", body.daily_quota, ceiling, key.daily_quota)
             changes.daily_quota = body.daily_quota
         key = await update_api_key(
             session,
@@ -163,6 +182,7 @@ async def rotate_key(request: Request) -> JSONResponse:
     if not 0 <= body.overlap_seconds <= MAX_OVERLAP_SECONDS:
         message = f"overlapSeconds must be between 0 and {MAX_OVERLAP_SECONDS}"
         raise InvalidRequest(message, details={"overlapSeconds": message})
+    check_still_manager(principal.replaced)
     async with state.sessions.begin() as session:
         key = await store.get_api_key(
             session, key_id=request.path_params["key_id"], organization_id=principal.organization_id
@@ -193,10 +213,15 @@ async def revoke_key(request: Request) -> JSONResponse:
     if terminate is None:
         message = "terminateStreams must be true or false"
         raise InvalidRequest(message, details={"terminateStreams": message})
+    key_id = request.path_params["key_id"]
+    if key_id != principal.key_id:  # a replaced key may still retire itself early
+        check_still_manager(principal.replaced)
     async with state.sessions.begin() as session:
+        target = await store.get_api_key(session, key_id=key_id, organization_id=principal.organization_id)
+        check_revocable(principal.key_scopes, target.scopes)
         key = await store.revoke_api_key(
             session,
-            key_id=request.path_params["key_id"],
+            key_id=key_id,
             actor=f"key:{principal.key_id}",
             organization_id=principal.organization_id,
             source=source_of(request),

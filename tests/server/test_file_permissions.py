@@ -30,6 +30,7 @@ async def test_world_readable_sqlite_files_and_data_dir(tmp_path: Path) -> None:
             assert response.status_code == 200
             files = sorted(data_dir.glob("capgate.db*"))
             assert {path.name for path in files} >= {"capgate.db", "capgate.db-wal", "capgate.db-shm"}
+            assert all(mode(path) == 0o600 for path in files)  # the migration lock file too
             assert mode(data_dir) == 0o700
             assert {path.name: mode(path) for path in [*files, data_dir / "pepper"]} == {
                 path.name: 0o600 for path in [*files, data_dir / "pepper"]

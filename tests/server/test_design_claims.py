@@ -1,0 +1,25 @@
+"""Issue 14 (info): what docs/design.md says about `*` keys and /metrics is what the code does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import KeyFactory
+
+DESIGN = Path(__file__).parents[2] / "docs" / "design.md"
+
+
+async def test_a_wildcard_key_stays_in_its_own_organization(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+    mine, theirs = await keys.organization(), await keys.organization()
+    wildcard = {"x-api-key": await keys.key(mine, scopes=["*"])}
+    other = {"x-api-key": await keys.key(theirs)}
+    session = (await client.post("/api/runtime/sessions", json={}, headers=other)).json()["id"]
+    assert (await client.get(f"/api/runtime/sessions/{session}", headers=wildcard)).status_code == 404
+    assert "every organization" not in DESIGN.read_text()
+
+
+async def test_there_is_no_metrics_route_and_the_design_does_not_promise_one(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/metrics")).status_code in (401, 404)
+    assert "/metrics /openapi.json" not in DESIGN.read_text()
