@@ -33,9 +33,10 @@ async def while_caller_connected(request: Request, call: Callable[[], Awaitable[
     async with anyio.create_task_group() as tasks:
 
         async def cancel_when_gone() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                continue
-            tasks.cancel_scope.cancel()
+            # The body is read: by the ASGI spec the next message is the disconnect, whenever it comes. A server
+            # that sends anything else is not watched further (looping on it would spin the event loop).
+            if (await request.receive())["type"] == "http.disconnect":
+                tasks.cancel_scope.cancel()
 
         tasks.start_soon(cancel_when_gone)
         try:
