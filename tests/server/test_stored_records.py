@@ -28,7 +28,8 @@ async def test_huge_ignored_field_is_stored_truncated(tmp_path: Path, database_u
     application = create_app(make_settings(tmp_path, database_url, record_max_bytes=4096))
     async with LifespanManager(application):
         keys = factory_for(application)
-        key = await keys.key(await keys.organization())
+        organization = await keys.organization()
+        key = await keys.key(organization)
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://capgate.test") as http:
             junk = "a" * 900_000
@@ -44,8 +45,10 @@ async def test_huge_ignored_field_is_stored_truncated(tmp_path: Path, database_u
             assert long_result.json()["result"] == {"text": "b" * 10_000}  # the caller gets it whole
         state = application.state.capgate
         async with state.sessions() as session:
-            rows = (await session.execute(select(Execution).order_by(Execution.started_at))).scalars().all()
-            events = (await session.execute(select(ExecutionEvent.data))).scalars().all()
+            mine = Execution.organization_id == organization.id  # the PostgreSQL database is shared by the run
+            rows = (await session.execute(select(Execution).where(mine).order_by(Execution.started_at))).scalars().all()
+            in_mine = ExecutionEvent.organization_id == organization.id
+            events = (await session.execute(select(ExecutionEvent.data).where(in_mine))).scalars().all()
         first, second = rows
         assert first.input is not None and set(first.input) == {"$truncated"}
         assert first.input["$truncated"]["originalBytes"] > 900_000
