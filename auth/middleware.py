@@ -28,6 +28,7 @@ def principal_for(record: KeyRecord) -> Principal:
         scopes=record.scopes,
         allowed_tools=record.allowed_tools,
         expires_at=record.expires_at,
+        policy_revision=record.policy_revision,
         replaced=record.replaced_by is not None,
     )
 
@@ -75,11 +76,13 @@ class AuthMiddleware:
         jsonrpc = self.speaks_jsonrpc(scope["path"])
         presented: str | None = None
         try:
-            presented = extract_api_key(scope["headers"])
-            client = scope.get("client")
-            record = await self.verifier.verify(presented, source=client[0] if client else None)
+            with self.verifier.observer.span("capgate.auth"):
+                presented = extract_api_key(scope["headers"])
+                client = scope.get("client")
+                record = await self.verifier.verify(presented, source=client[0] if client else None)
             request = self.streams.open(record.key_id)
         except CapgateError as error:
+            self.verifier.observer.refused(scope, error)
             if self.on_failure is not None:
                 self.on_failure(scope, presented, error)
             await send_error(send, error, jsonrpc=jsonrpc)
@@ -91,9 +94,10 @@ class AuthMiddleware:
         scope["auth"] = AuthCredentials(list(record.scopes))
         token = current_principal.set(principal)
         sdk_token = auth_context_var.set(principal)
+        ended = "client_gone"  # unless run_tracked returns: the request's task was cancelled from outside
         try:
-            await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc, registry=self.streams)
+            ended = await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc, registry=self.streams)
         finally:
-            self.streams.close(request)
+            self.streams.close(request, ended)
             auth_context_var.reset(sdk_token)
             current_principal.reset(token)

@@ -16,6 +16,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, RateLimited, RevokedApiKey
+from auth.observer import NULL_OBSERVER, AuthObserver
 
 
 class TooManyStreams(RateLimited):
@@ -32,39 +33,48 @@ class TrackedRequest:
     scope: anyio.CancelScope
     terminated: bool = False
     refused: TooManyStreams | None = None
+    kind: str = "request"
 
 
 @dataclass
 class StreamRegistry:
     max_streams_per_key: int = 50
     max_stream_seconds: float = 3600.0
+    observer: AuthObserver = NULL_OBSERVER
     _requests: dict[str, set[TrackedRequest]] = field(default_factory=dict)
 
     def open_streams(self, key_id: str) -> int:
         return sum(1 for request in self._requests.get(key_id, ()) if request.is_stream)
 
-    def open(self, key_id: str, *, is_stream: bool = False) -> TrackedRequest:
+    def open(self, key_id: str, *, is_stream: bool = False, kind: str = "request") -> TrackedRequest:
         """Registers a request; raises TooManyStreams when the key already holds its limit of streams."""
         if is_stream:
             self._check_room(key_id)
         deadline = (
             anyio.current_time() + self.max_stream_seconds if math.isfinite(self.max_stream_seconds) else math.inf
         )
-        request = TrackedRequest(key_id=key_id, is_stream=is_stream, scope=anyio.CancelScope(deadline=deadline))
+        request = TrackedRequest(
+            key_id=key_id, is_stream=is_stream, scope=anyio.CancelScope(deadline=deadline), kind=kind
+        )
         self._requests.setdefault(key_id, set()).add(request)
+        if is_stream:
+            self.observer.stream_opened(kind)
         return request
 
     def _check_room(self, key_id: str) -> None:
         if self.open_streams(key_id) >= self.max_streams_per_key:
             raise TooManyStreams(self.max_streams_per_key)
 
-    def become_stream(self, request: TrackedRequest) -> None:
+    def become_stream(self, request: TrackedRequest, kind: str) -> None:
         """Counts a request as a stream once its response turns out to be one, whatever the request asked for."""
         if not request.is_stream:
             self._check_room(request.key_id)
-            request.is_stream = True
+            request.is_stream, request.kind = True, kind
+            self.observer.stream_opened(kind)
 
-    def close(self, request: TrackedRequest) -> None:
+    def close(self, request: TrackedRequest, reason: str = "completed") -> None:
+        if request.is_stream:
+            self.observer.stream_closed(request.kind, reason)
         requests = self._requests.get(request.key_id)
         if requests is not None:
             requests.discard(request)
@@ -94,6 +104,10 @@ def is_event_stream_response(message: Message) -> bool:
     )
 
 
+def stream_kind(scope: Scope) -> str:
+    return "mcp" if "mcp" in scope["path"] else "execution_events"
+
+
 def _final_sse_event(error: CapgateError, *, jsonrpc: bool) -> bytes:
     payload = error.jsonrpc_body() if jsonrpc else error.body()
     event = "message" if jsonrpc else "error"
@@ -109,14 +123,23 @@ async def run_tracked(
     *,
     jsonrpc: bool,
     registry: StreamRegistry,
-) -> None:
+) -> str:
     """Runs the request inside its cancel scope and, if it is cut off, still ends the HTTP response properly.
 
     A response that starts as an event stream is counted as one at that moment; past the key's limit it is
     replaced by the 429 before anything reaches the client, and the handler is cancelled.
+    Returns why it ended: completed, client_gone, refused, revoked_terminate or max_lifetime.
     """
     started = finished = False
     is_sse = False
+    client_gone = False
+
+    async def watching_receive() -> Message:
+        nonlocal client_gone
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            client_gone = True
+        return message
 
     async def tracking_send(message: Message) -> None:
         nonlocal started, finished, is_sse
@@ -126,7 +149,7 @@ async def run_tracked(
             is_sse = is_event_stream_response(message)
             if is_sse:
                 try:
-                    registry.become_stream(request)
+                    registry.become_stream(request, stream_kind(scope))
                 except TooManyStreams as refused:
                     request.refused = refused
                     request.scope.cancel()
@@ -137,19 +160,21 @@ async def run_tracked(
         await send(message)
 
     with request.scope:
-        await app(scope, receive, tracking_send)
+        await app(scope, watching_receive, tracking_send)
     if request.refused is not None:
         status, headers, body = request.refused.render(jsonrpc=jsonrpc)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        return
+        return "refused"
     if not request.scope.cancelled_caught or finished:
-        return
+        return "client_gone" if client_gone and not finished else "completed"
     reason: CapgateError = RevokedApiKey() if request.terminated else StreamTimeLimit()
+    ended = "revoked_terminate" if request.terminated else "max_lifetime"
     if not started:
         status, headers, body = reason.render(jsonrpc=jsonrpc)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        return
+        return ended
     final = _final_sse_event(reason, jsonrpc=jsonrpc) if is_sse else b""
     await send({"type": "http.response.body", "body": final, "more_body": False})
+    return ended

@@ -19,7 +19,8 @@ from auth.records import KeyRecord
 from server.body_deadline import BodyDeadlineMiddleware
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.server import McpEndpoint, build_mcp_server, build_session_manager
-from server.request_log import RequestLogMiddleware
+from server.observability.exposition import serve_metrics_bind
+from server.observability.requests import RequestObservationMiddleware
 from server.routes.routing import public_paths
 from server.routes.table import api_routes, counts_toward_rate_limit, speaks_jsonrpc
 from server.runtime.retention import run_purger
@@ -63,6 +64,10 @@ def create_app(
                 state.runtime.background = tasks
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
+                tasks.start_soon(state.integrations.pool.run)
+                tasks.start_soon(state.integrations.run)
+                for feed in state.integration_feeds:
+                    tasks.start_soon(feed.run)
                 tasks.start_soon(flusher.run)
                 tasks.start_soon(
                     functools.partial(
@@ -79,11 +84,22 @@ def create_app(
                         worker_id=state.runtime.worker_id,
                         interval=settings.worker_heartbeat_seconds,
                         committer=state.runtime.committer,
+                        clock=state.runtime.clock,
                     )
                 )
-                yield
+                tasks.start_soon(
+                    functools.partial(
+                        state.decisions.run,
+                        state.sessions,
+                        state.runtime.committer.submit,
+                        interval=settings.decisions_flush_seconds,
+                    )
+                )
+                with serve_metrics_bind(settings.metrics_bind, state.metrics):
+                    yield
                 tasks.cancel_scope.cancel()
             await flusher.flush(final=True)
+            await state.decisions.flush(state.sessions, state.runtime.committer.submit, final=True)
         finally:
             state.drain.uninstall()
             if state.rate_limiter is not None:
@@ -95,7 +111,12 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
         middleware=[
-            Middleware(RequestLogMiddleware),
+            Middleware(
+                RequestObservationMiddleware,
+                metrics=state.metrics,
+                spans=state.metrics.spans,
+                decisions=state.decisions,
+            ),
             Middleware(BodyDeadlineMiddleware, timeout=settings.body_read_timeout_seconds),
             Middleware(
                 AuthMiddleware,
@@ -113,6 +134,7 @@ def create_app(
                         limiter=state.rate_limiter,
                         counts=counts_toward_rate_limit,
                         speaks_jsonrpc=speaks_jsonrpc,
+                        observer=state.metrics,
                     )
                 ]
                 if state.rate_limiter is not None

@@ -1,13 +1,14 @@
-"""What a tool handler gets: who is calling, where to report, and database access bound to one organization."""
+"""What a tool handler gets: who is calling, where to report, and database access bound to one organization
+(``ctx.db``, see ``tools/database.py``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tools.database import OrganizationDatabase
 
 LogLevel = Literal["debug", "info", "notice", "warning", "error"]
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error")
@@ -23,29 +24,6 @@ class ToolError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class OrganizationDatabase:
-    """Database access for one organization. It has no way to name another organization:
-    data functions that take it (such as the memory store's) filter every statement by
-    ``organization_id``."""
-
-    organization_id: str
-    _sessions: async_sessionmaker[AsyncSession] = field(repr=False)
-
-    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A session inside one transaction, committed on success and rolled back on error."""
-        return self._sessions.begin()
-
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A session for reads (no explicit transaction)."""
-        return self._sessions()
-
-    @property
-    def dialect(self) -> str:
-        bind = self._sessions.kw["bind"]
-        return str(bind.dialect.name)
-
-
-@dataclass(frozen=True, slots=True)
 class ToolContext:
     organization_id: str
     key_id: str | None
@@ -53,9 +31,12 @@ class ToolContext:
     execution_id: str
     db: OrganizationDatabase
     _emit: Emit = field(repr=False)
+    connected_account_id: str | None = None
 
     async def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Reports progress: persisted as a `progress` event and forwarded to MCP progress notifications."""
+        if not all(math.isfinite(value) for value in (done, total) if value is not None):
+            raise ToolError("Progress values must be finite numbers (NaN and Infinity are not JSON numbers)")
         await self._emit("progress", {"progress": done, "total": total, "message": message})
 
     async def log(self, level: str, message: str) -> None:

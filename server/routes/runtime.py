@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from auth.errors import InvalidRequest
+from server.observability.observed import observed, route_template
 from server.routes.bodies import read_model
 from server.routes.capabilities import capabilities_document
 from server.routes.params import ascii_int
@@ -64,6 +65,8 @@ async def _invoke(request: Request, tool_name: str, session_id: str | None) -> R
             connected_account_id=body.connectedAccountId,
             idempotency_key=request.headers.get("idempotency-key"),
             source="api",
+            observation=observed(request.scope),
+            route=f"POST {route_template(request.scope)}",
             background=background,
         )
         if not background:
@@ -90,7 +93,11 @@ async def create_session(request: Request) -> JSONResponse:
     state = app_state(request)
     body = await read_model(request, SessionCreateBody, state.settings.max_request_body_bytes)
     row = runtime_store.new_session(
-        organization_id=request.user.organization_id, title=body.title, source="api", key_id=request.user.key_id
+        organization_id=request.user.organization_id,
+        title=body.title,
+        source="api",
+        key_id=request.user.key_id,
+        now=state.runtime.clock.now(),
     )
     if body.interactionMode:
         row.interaction_mode = body.interactionMode
@@ -136,7 +143,10 @@ async def archive_session(request: Request) -> JSONResponse:
     state = app_state(request)
     async with state.sessions.begin() as session:
         row = await runtime_store.archive_session(
-            session, organization_id=request.user.organization_id, session_id=request.path_params["session_id"]
+            session,
+            organization_id=request.user.organization_id,
+            session_id=request.path_params["session_id"],
+            now=state.runtime.clock.now(),
         )
     return JSONResponse(session_public(row))
 

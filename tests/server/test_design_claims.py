@@ -20,6 +20,8 @@ async def test_a_wildcard_key_stays_in_its_own_organization(client: httpx.AsyncC
     assert "every organization" not in DESIGN.read_text()
 
 
-async def test_there_is_no_metrics_route_and_the_design_does_not_promise_one(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/metrics")).status_code in (401, 404)
-    assert "/metrics /openapi.json" not in DESIGN.read_text()
+async def test_metrics_needs_its_operator_scope_as_the_design_says(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+    runtime = {"x-api-key": await keys.key(await keys.organization())}
+    assert (await client.get("/metrics")).status_code == 401
+    assert (await client.get("/metrics", headers=runtime)).status_code == 403
+    assert "`metrics:read` | `GET /metrics`" in DESIGN.read_text()
