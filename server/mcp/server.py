@@ -21,7 +21,6 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
@@ -40,7 +39,7 @@ SERVER_NAME = "capgate"
 # The caller of the stateless tools/call being handled, and its organization's disabled tools:
 # set by McpEndpoint, read by the SDK's pre-dispatch Mcp-Param header check (same task).
 DISABLED_TOOLS = "capgate.disabled_tools"
-_caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
+mcp_caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
 
 
 def disabled_of(ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
@@ -146,7 +145,7 @@ def tool_input_schema_lookup(runtime: Runtime) -> Callable[[str], Mapping[str, A
     """
 
     def lookup(name: str) -> Mapping[str, Any] | None:
-        caller = _caller.get()
+        caller = mcp_caller.get()
         if caller is None:
             return None
         principal, disabled = caller
@@ -247,28 +246,5 @@ def build_session_manager(server: Server[Any], settings: Settings) -> Streamable
         security_settings=security,
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,
+        max_sessions=None,  # SessionQuota caps sessions per key and evicts the idlest at max_mcp_sessions
     )
-
-
-class McpEndpoint:
-    """ASGI app for /mcp and /api/mcp; the lifespan must have entered ``manager.run()``."""
-
-    def __init__(self, manager: StreamableHTTPSessionManager, runtime: Runtime) -> None:
-        self.manager = manager
-        self.runtime = runtime
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get("user")
-        if not isinstance(principal, Principal):
-            await self.manager.handle_request(scope, receive, send)
-            return
-        # Fetched once per HTTP request; the handlers find it on the request's scope.
-        disabled = scope[DISABLED_TOOLS] = await self.runtime.disabled_tools(principal)
-        if (b"mcp-method", b"tools/call") not in scope["headers"]:
-            await self.manager.handle_request(scope, receive, send)
-            return
-        token = _caller.set((principal, disabled))
-        try:
-            await self.manager.handle_request(scope, receive, send)
-        finally:
-            _caller.reset(token)
