@@ -30,6 +30,8 @@ from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import key_change_feed
+from server.admin.app import PREFIX as ADMIN_PREFIX
+from server.admin.app import admin_mount
 from server.db import create_engine, session_factory
 from server.errors import EXCEPTION_HANDLERS
 from server.key_events import key_change_listeners, tool_setting_listeners
@@ -276,6 +278,7 @@ def create_app(
         scoped_route("/api/keys/{key_id}", revoke_key, scope=KEYS_MANAGE, methods=["DELETE"]),
         scoped_route("/api/keys/{key_id}/rotate", rotate_key, scope=KEYS_MANAGE, methods=["POST"]),
         scoped_route("/api/audit", list_audit, scope=KEYS_MANAGE),
+        admin_mount(state),
     ]
 
     @asynccontextmanager
@@ -313,7 +316,8 @@ def create_app(
                 AuthMiddleware,
                 verifier=state.verifier,
                 streams=state.streams,
-                public_paths=public_paths(routes),
+                public_paths=[*public_paths(routes), ADMIN_PREFIX],
+                public_prefixes=(ADMIN_PREFIX + "/",),
                 speaks_jsonrpc=speaks_jsonrpc,
                 on_failure=on_failure,
                 on_success=on_success,

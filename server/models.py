@@ -29,7 +29,10 @@ class RuntimeSession(SQLModel, table=True):
 
 class Execution(SQLModel, table=True):
     __tablename__ = "executions"
-    __table_args__ = (Index("ix_executions_status_worker", "status", "worker_id"),)
+    __table_args__ = (
+        Index("ix_executions_status_worker", "status", "worker_id"),
+        Index("ix_executions_org_started", "organization_id", "started_at"),  # the console's usage charts
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     organization_id: str = Field(foreign_key="organizations.id", index=True, max_length=32)

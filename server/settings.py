@@ -120,6 +120,9 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
+    admin_session_seconds: float = Field(
+        default=28_800.0, gt=0, description="how long an admin console sign-in lasts before the user signs in again"
+    )
 
     @classmethod
     def settings_customise_sources(
