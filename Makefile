@@ -27,9 +27,9 @@ clients:
 clients-python:
 	@bash tests/e2e/clients/install.sh langchain
 
-# Rewrites client-configs/ from server/client_configs.py (a test fails when they differ).
+# Rewrites client-configs/ from server/cli/client_configs.py (a test fails when they differ).
 client-configs: $(STAMP)
-	$(BIN)/python -m server.client_configs client-configs
+	$(BIN)/python -m server.cli.client_configs client-configs
 
 # pytest exits 5 when it collects no test: that is not a failure.
 # Node-client tests skip when `make clients` has not run; .ci/run installs them and makes them required.

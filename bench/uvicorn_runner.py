@@ -28,7 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 
 def run(app: Any, port: int) -> None:
-    """The uvicorn options of `capgate serve` (server/cli.py), one worker."""
+    """The uvicorn options of `capgate serve` (server/cli/main.py), one worker."""
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -31,7 +31,7 @@ from typing import Any
 from auth import store
 from auth.keys import KEY_ID_LENGTH, SECRET_LENGTH, format_key, random_base62
 from bench import loadgen, servers
-from server.cli import hasher_for
+from server.cli.main import hasher_for
 from server.db import create_engine, session_factory
 from server.settings import Settings
 

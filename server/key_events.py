@@ -6,7 +6,7 @@ from auth.records import KeyRecord
 from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeListener, KeyChangeListener
-from server.mcp_sessions import McpSessionDirectory
+from server.mcp.sessions import McpSessionDirectory
 from server.state import AppState
 from tools.models import ToolSetting
 from tools.switches import ToolSwitches

@@ -2,6 +2,6 @@
 
 import auth.models  # noqa: F401
 import server.admin.models  # noqa: F401
-import server.models  # noqa: F401
+import server.runtime.models  # noqa: F401
 import tools.memory.models  # noqa: F401
 import tools.models  # noqa: F401

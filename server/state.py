@@ -18,8 +18,8 @@ from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
-from server.mcp_sessions import McpSessionDirectory
-from server.runtime import Runtime
+from server.mcp.sessions import McpSessionDirectory
+from server.runtime.worker import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
 from tools.registry import ToolRegistry

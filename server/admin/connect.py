@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.admin.web import render, signed_in
-from server.client_configs import CLIENTS, DEFAULT_KEY_ENV, get_client
+from server.cli.client_configs import CLIENTS, DEFAULT_KEY_ENV, get_client
 from server.state import app_state
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from auth.models import AuditEvent
-from server.models import Execution
+from server.runtime.models import Execution
 
 DAYS = 30
 MAX_REFUSAL_ROWS = 10_000

@@ -14,8 +14,8 @@ from starlette.templating import Jinja2Templates
 
 from auth.errors import CapgateError
 from server.admin.sessions import SignedIn, find_session
-from server.bodies import read_body
 from server.key_actions import Actor
+from server.routes.bodies import read_body
 from server.state import AppState, app_state
 
 SESSION_COOKIE = "capgate_admin"

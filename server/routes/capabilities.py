@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.invocation import visible_tools
+from server.runtime.invocation import visible_tools
 from server.state import app_state
 from tools.registry import Tool
 

@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from auth.errors import InvalidRequest
-from server import runtime_store
-from server.live import EventRecord
+from server.routes.runtime_wire import event_public, execution_public
+from server.runtime import store as runtime_store
+from server.runtime.live import EventRecord
 from server.state import AppState, app_state
-from server.wire import event_public, execution_public
 
 
 async def get_execution(request: Request) -> JSONResponse:

@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from auth.errors import InvalidRequest
-from server import runtime_store
-from server.bodies import read_model
-from server.invocation import invoke_tool, visible_tools
+from server.routes.bodies import read_model
 from server.routes.capabilities import capabilities_document
+from server.routes.runtime_wire import InvokeBody, SessionCreateBody, invocation_public, session_public
+from server.runtime import store as runtime_store
+from server.runtime.invocation import invoke_tool, visible_tools
 from server.state import app_state
-from server.wire import InvokeBody, SessionCreateBody, invocation_public, session_public
 
 MAX_PAGE_SIZE = 100
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.client_configs import CLIENTS, ClientConfig
+from server.cli.client_configs import CLIENTS, ClientConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("CAPGATE_CLIENTS_CACHE", ROOT / ".cache"))

@@ -48,7 +48,7 @@ class ServerProcess:
         self.log = data_dir / f"server-{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        command = [sys.executable, "-c", "from server.cli import main; main()", "serve"]
+        command = [sys.executable, "-c", "from server.cli.main import main; main()", "serve"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

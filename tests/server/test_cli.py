@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from server.cli import app
+from server.cli.main import app
 from tests.e2e.harness import capgate_env
 
 

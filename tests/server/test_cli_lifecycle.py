@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from server.cli import app
+from server.cli.main import app
 
 runner = CliRunner()
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from server.cli import app
-from server.client_configs import CLIENTS, ClientConfig, get_client
+from server.cli.client_configs import CLIENTS, ClientConfig, get_client
+from server.cli.main import app
 
 FOLDER = Path(__file__).resolve().parents[2] / "client-configs"
 BASE_URL = "https://capgate.example.test/team-a"
@@ -44,7 +44,7 @@ def parse(client: ClientConfig, text: str) -> Any:
 
 def test_the_folder_holds_exactly_the_generated_snippets() -> None:
     stale = [c.filename for c in CLIENTS if (FOLDER / c.filename).read_text() != c.render()]
-    assert not stale, f"regenerate with `python -m server.client_configs`: {stale}"
+    assert not stale, f"regenerate with `python -m server.cli.client_configs`: {stale}"
     present = sorted(p.name for p in FOLDER.iterdir() if p.name != "__pycache__")
     assert present == sorted([c.filename for c in CLIENTS] + ["README.md"])
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.principal import Principal
-from server import runtime_store
 from server.app import create_app
-from server.invocation import invoke_tool, visible_tools
+from server.runtime import store as runtime_store
+from server.runtime.invocation import invoke_tool, visible_tools
 from server.state import AppState
 from tests.conftest import migrate
 from tests.helpers import make_settings

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from server import cli
+from server.cli import main as cli
 from server.settings import Settings
 from server.state import AppState
 from tests.helpers import KeyFactory

@@ -21,9 +21,9 @@ from auth.dbtypes import utcnow
 from auth.errors import CapgateError
 from auth.hashing import SecretHasher
 from auth.models import ApiKey, Organization, User
-from server.config_command import config
+from server.cli.config import config
+from server.cli.demo import create_demo_if_first_run, demo_instructions
 from server.db import create_engine, session_factory
-from server.demo import create_demo_if_first_run, demo_instructions
 from server.migrate import upgrade_database
 from server.pepper import load_or_create_pepper
 from server.settings import Settings
@@ -346,5 +346,5 @@ def main() -> None:
 
 
 # Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.
-import server.cli_lifecycle  # noqa: E402, F401
-import server.cli_tools  # noqa: E402, F401
+import server.cli.lifecycle  # noqa: E402, F401
+import server.cli.tools  # noqa: E402, F401

@@ -26,8 +26,8 @@ from starlette.types import Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
-from server.invocation import invoke_tool, visible_tools
-from server.mcp_sessions import McpSessionDirectory
+from server.mcp.sessions import McpSessionDirectory
+from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
 from server.state import AppState
 from tools.registry import Tool

@@ -15,7 +15,7 @@ from auth.dbtypes import utcnow
 from auth.errors import InvalidRequest
 from auth.grants import clean_scopes
 from auth.lifecycle import KeyChanges, rotate_api_key, update_api_key
-from server.cli import (
+from server.cli.main import (
     CLI_ACTOR,
     KEY_COLUMNS,
     JsonOption,

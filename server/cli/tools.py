@@ -8,12 +8,12 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import store
-from server.cli import JsonOption, fail, out, print_rows, run_in_session, tools_app
+from server.cli.main import JsonOption, fail, out, print_rows, run_in_session, tools_app
 from server.settings import Settings
 
 
 def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, Any]]:
-    from server.app import memory_limits
+    from server.wiring import memory_limits
     from tools.catalog import default_registry
 
     return [

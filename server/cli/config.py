@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from server.client_configs import CLIENTS, DEFAULT_KEY_ENV, get_client
+from server.cli.client_configs import CLIENTS, DEFAULT_KEY_ENV, get_client
 from server.settings import Settings
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

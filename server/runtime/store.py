@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth.dbtypes import utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.keys import random_base62
-from server.group_commit import Row, write
-from server.live import EventRecord
-from server.models import Execution, ExecutionEvent, IdempotencyRecord, RuntimeSession, RuntimeWorker
+from server.runtime.group_commit import Row, write
+from server.runtime.live import EventRecord
+from server.runtime.models import Execution, ExecutionEvent, IdempotencyRecord, RuntimeSession, RuntimeWorker
 
 DEFAULT_SESSION_TITLE = "Agent Runtime Session"
 

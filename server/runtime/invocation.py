@@ -21,9 +21,9 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from auth.errors import InvalidRequest, NotFound
 from auth.principal import Principal
-from server import runtime_store
-from server.models import Execution
-from server.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime import store as runtime_store
+from server.runtime.models import Execution
+from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
 from server.state import AppState
 from tools.context import OrganizationDatabase, ToolContext, ToolError
 from tools.registry import Tool

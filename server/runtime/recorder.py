@@ -21,10 +21,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
-from server import runtime_store
-from server.group_commit import GroupCommitter, Row, write
-from server.live import EventRecord, LiveExecution, LiveExecutions
-from server.models import Execution, RuntimeSession
+from server.runtime import store as runtime_store
+from server.runtime.group_commit import GroupCommitter, Row, write
+from server.runtime.live import EventRecord, LiveExecution, LiveExecutions
+from server.runtime.models import Execution, RuntimeSession
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 

@@ -12,9 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.dbtypes import utcnow
-from server import runtime_store
-from server.group_commit import GroupCommitter
-from server.live import LiveExecutions
+from server.runtime import store as runtime_store
+from server.runtime.group_commit import GroupCommitter
+from server.runtime.live import LiveExecutions
 from tools.memory.store import MemoryLimits
 from tools.switches import ToolSwitches
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.invocation import InvocationResult
-from server.live import EventRecord
-from server.models import Execution, RuntimeSession
+from server.runtime.invocation import InvocationResult
+from server.runtime.live import EventRecord
+from server.runtime.models import Execution, RuntimeSession
 
 
 class InvokeBody(BaseModel):

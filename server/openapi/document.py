@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from server.openapi_keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
-from server.openapi_keys import SCHEMAS as KEY_SCHEMAS
-from server.openapi_schemas import SCHEMAS
-from server.routing import public_route
+from server.openapi.keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
+from server.openapi.keys import SCHEMAS as KEY_SCHEMAS
+from server.openapi.schemas import SCHEMAS
+from server.routes.routing import public_route
 
 SECURITY = [{"bearer": []}, {"apiKey": []}]
 

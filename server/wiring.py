@@ -1,0 +1,158 @@
+"""Builds the application state: engine, key verifier, rate limiter, runtime, watchers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth.basic import PasswordAuthenticator
+from auth.dbtypes import utcnow
+from auth.failures import AuthFailureAggregator
+from auth.hashing import SecretHasher
+from auth.models import ApiKey, Organization, User
+from auth.ratelimit import LimitPolicies, Limits, Overrides, RateLimitBackend, RateLimiter
+from auth.ratelimit_memory import InProcessBackend
+from auth.records import KeyRecord
+from auth.streams import StreamRegistry
+from auth.usage import LastUsedTracker, from_timestamp
+from auth.verifier import KeyVerifier
+from auth.watcher import key_change_feed
+from server.db import create_engine, session_factory
+from server.key_events import key_change_listeners, tool_setting_listeners
+from server.mcp.sessions import McpSessionDirectory
+from server.pepper import load_or_create_pepper
+from server.runtime.live import LiveExecutions
+from server.runtime.store import new_id
+from server.runtime.worker import Runtime
+from server.settings import Settings
+from server.state import AppState
+from tools.memory.store import MemoryLimits
+from tools.registry import ToolRegistry
+from tools.switches import ToolSwitches, tool_setting_feed
+
+
+def build_rate_limiter(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], float]
+) -> RateLimiter | None:
+    if not settings.rate_limit_enabled:
+        return None
+
+    async def load_overrides(key_id: str) -> Overrides:
+        query = (
+            select(
+                ApiKey.rate_limit_per_second,
+                ApiKey.daily_quota,
+                Organization.rate_limit_per_second,
+                Organization.daily_quota,
+            )
+            .join(Organization, Organization.id == ApiKey.organization_id)
+            .where(ApiKey.id == key_id)
+        )
+        async with sessions() as session:
+            row = (await session.execute(query)).first()
+        return (row[0], row[1], row[2], row[3]) if row else (None, None, None, None)
+
+    backend: RateLimitBackend
+    if settings.redis_url:
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        from auth.ratelimit_redis import RedisBackend
+
+        # Blocking: a burst waits briefly for a pooled connection instead of failing.
+        pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
+        backend = RedisBackend(Redis.from_pool(pool), prefix=settings.redis_key_prefix)
+    else:
+        backend = InProcessBackend()
+    policies = LimitPolicies(
+        load=load_overrides,
+        default=Limits(per_second=settings.rate_limit_per_second, daily=settings.daily_quota),
+        ttl=settings.rate_limit_policy_ttl_seconds,
+    )
+    return RateLimiter(backend=backend, policies=policies, clock=clock)
+
+
+def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], float] = time.time) -> AppState:
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    pepper = load_or_create_pepper(settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None)
+    hasher = SecretHasher(settings.argon2_parameters)
+
+    async def load_record(key_id: str) -> KeyRecord | None:
+        async with sessions() as session:
+            row = await session.get(ApiKey, key_id)
+            return KeyRecord.from_row(row) if row else None
+
+    async def save_rehashed(key_id: str, key_hash: str) -> None:
+        async with sessions.begin() as session:
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=utcnow())
+            )
+
+    verifier = KeyVerifier(
+        load_record=load_record,
+        save_rehashed=save_rehashed,
+        hasher=hasher,
+        pepper=pepper,
+        max_concurrency=settings.argon2_max_concurrency,
+        record_ttl=settings.key_cache_ttl_seconds,
+        cache_size=settings.key_cache_size,
+        failure_limit=settings.failed_verification_limit,
+        failure_window=settings.failed_verification_window_seconds,
+        now=lambda: from_timestamp(clock()),
+    )
+
+    async def load_user(email: str) -> User | None:
+        async with sessions() as session:
+            return await session.scalar(select(User).where(User.email == email))
+
+    passwords = PasswordAuthenticator(
+        load_user=load_user,
+        hasher=hasher,
+        failure_limit=settings.login_failure_limit,
+        window=settings.login_failure_window_seconds,
+        max_concurrency=settings.argon2_max_concurrency,
+    )
+    streams = StreamRegistry(
+        max_streams_per_key=settings.max_streams_per_key, max_stream_seconds=settings.max_stream_seconds
+    )
+    mcp_sessions = McpSessionDirectory()
+    watcher = key_change_feed(
+        sessions, key_change_listeners(verifier, streams, mcp_sessions), interval=settings.key_change_poll_seconds
+    )
+    switches = ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds)
+    tool_watcher = tool_setting_feed(
+        sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
+    )
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        hasher=hasher,
+        verifier=verifier,
+        watcher=watcher,
+        tool_watcher=tool_watcher,
+        tools=tools,
+        public_base_url=settings.resolved_public_base_url,
+        streams=streams,
+        mcp_sessions=mcp_sessions,
+        runtime=Runtime(
+            worker_id=new_id("wrk"),
+            live=LiveExecutions(),
+            switches=switches,
+            memory_limits=memory_limits(settings),
+        ),
+        clock=clock,
+        passwords=passwords,
+        last_used=LastUsedTracker(),
+        failures=AuthFailureAggregator(),
+        rate_limiter=build_rate_limiter(settings, sessions, clock),
+    )
+
+
+def memory_limits(settings: Settings) -> MemoryLimits:
+    return MemoryLimits(
+        max_document_bytes=settings.memory_max_document_bytes, organization_quota_bytes=settings.memory_quota_bytes
+    )
