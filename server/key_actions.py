@@ -37,12 +37,16 @@ class Actor:
         return self.own_keys_of is None or key.created_by == self.own_keys_of
 
 
+def count_failed_sign_in(state: AppState, error: InvalidCredentials, *, source: str | None) -> None:
+    state.failures.record(now=state.clock(), presented=None, reason=error.code, source=source)
+
+
 async def sign_in(state: AppState, credentials: BasicCredentials, *, source: str | None) -> User:
     """A user's email and password, with the per-email limits; failures go to the audit tally."""
     try:
         return await state.passwords.authenticate(credentials)
     except InvalidCredentials as error:
-        state.failures.record(now=state.clock(), presented=None, reason=error.code, source=source)
+        count_failed_sign_in(state, error, source=source)
         raise
 
 
