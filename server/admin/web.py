@@ -134,6 +134,12 @@ def render(
     request: Request, template: str, context: dict[str, Any], *, status: int = 200, user: SignedIn | None = None
 ) -> Response:
     state = app_state(request)
-    values = {"user": user, "csrf": user.csrf if user else None, "base_url": state.public_base_url, **context}
+    values = {
+        "user": user,
+        "csrf": user.csrf if user else None,
+        "base_url": state.public_base_url,
+        "active": None,
+        **context,
+    }
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(request, template, values, status_code=status)
