@@ -181,6 +181,39 @@ async def list_api_keys(
     return list((await session.execute(query)).scalars())
 
 
+async def page_api_keys(
+    session: AsyncSession,
+    *,
+    organization_id: str,
+    created_by: str | None = None,
+    search: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[ApiKey], int]:
+    """One page of an organization's keys, newest first, and how many match in all.
+
+    ``search`` matches the name or the displayed prefix, case-insensitively.
+    """
+    conditions = [ApiKey.organization_id == organization_id]
+    if created_by is not None:
+        conditions.append(ApiKey.created_by == created_by)
+    if search:
+        pattern = "%" + search.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        conditions.append(
+            func.lower(ApiKey.name).like(pattern, escape="\\")
+            | func.lower(ApiKey.display_prefix).like(pattern, escape="\\")
+        )
+    total = await session.scalar(select(func.count()).select_from(ApiKey).where(*conditions))
+    query = (
+        select(ApiKey)
+        .where(*conditions)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id)  # type: ignore[attr-defined]
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars()), int(total or 0)
+
+
 async def revoke_api_key(
     session: AsyncSession,
     *,

@@ -69,6 +69,20 @@ async def list_keys(state: AppState, actor: Actor) -> list[ApiKey]:
     return [key for key in keys if actor.may_see(key)]
 
 
+async def page_keys(
+    state: AppState, actor: Actor, *, search: str | None, offset: int, limit: int
+) -> tuple[list[ApiKey], int]:
+    async with state.sessions() as session:
+        return await store.page_api_keys(
+            session,
+            organization_id=actor.organization_id,
+            created_by=actor.own_keys_of,
+            search=search,
+            offset=offset,
+            limit=limit,
+        )
+
+
 async def create_key(
     state: AppState,
     actor: Actor,

@@ -21,6 +21,8 @@ from server.admin.sessions import SignedIn
 from server.admin.web import FormRejected, actor_for, checked_form, render, signed_in
 from server.state import AppState, app_state
 
+PAGE_SIZE = 50
+
 
 def key_row(state: AppState, key: ApiKey) -> dict[str, Any]:
     return {
@@ -55,9 +57,21 @@ def _error_of(error: CapgateError) -> CapgateError:
 async def keys_list(request: Request) -> Response:
     user = await signed_in(request)
     state = app_state(request)
-    keys = await key_actions.list_keys(state, actor_for(request, user))
-    rows = [key_row(state, key) for key in reversed(keys)]
-    return render(request, "keys.html", {"rows": rows, "active": "keys"}, user=user)
+    search = request.query_params.get("q", "").strip()[:200]
+    raw_page = request.query_params.get("page", "1")
+    page = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) < 100_000 else 1
+    keys, total = await key_actions.page_keys(
+        state, actor_for(request, user), search=search or None, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
+    context = {
+        "rows": [key_row(state, key) for key in keys],
+        "total": total,
+        "search": search,
+        "page": page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "active": "keys",
+    }
+    return render(request, "keys.html", context, user=user)
 
 
 async def key_new(request: Request) -> Response:

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from auth.models import AuditEvent
+from auth.models import ApiKey, AuditEvent
 from server.runtime.models import Execution
 
 DAYS = 30
@@ -36,6 +36,7 @@ class Usage:
     per_day: list[tuple[str, int]]
     per_hour: list[tuple[str, int]]
     top_tools: list[tuple[str, int, int]]
+    top_keys: list[tuple[str, str, int]]
     refusals: list[tuple[str, int]]
 
 
@@ -74,10 +75,22 @@ async def read_usage(
     )
     tools = [(name, int(count), int(failures or 0)) for name, count, failures in await session.execute(tools_query)]
     days = [first_day + timedelta(days=offset) for offset in range(DAYS)]
+    keys_query = (
+        _calls(organization_id, key_ids, since, Execution.key_id, func.count())
+        .where(col(Execution.key_id).is_not(None))
+        .group_by(Execution.key_id)
+        .order_by(func.count().desc(), Execution.key_id)
+        .limit(10)
+    )
+    busiest = [(str(key_id), int(count)) for key_id, count in await session.execute(keys_query)]
+    names = dict(
+        (await session.execute(select(ApiKey.id, ApiKey.name).where(col(ApiKey.id).in_([k for k, _ in busiest])))).all()
+    )
     return Usage(
         per_day=[(_short(d), int(daily.get(d.isoformat(), 0))) for d in days],
         per_hour=[(f"{h:02d}", int(hourly.get(f"{h:02d}", 0))) for h in range(24)],
         top_tools=tools,
+        top_keys=[(key_id, names.get(key_id, key_id), count) for key_id, count in busiest],
         refusals=await _refusals(session, organization_id=organization_id, key_ids=key_ids, since=since),
     )
 

@@ -102,8 +102,9 @@ async def test_a_session_of_one_organization_gets_404_on_another_organizations_k
     console = await world.signed_in(owner_a)
     assert (await console.http.get(f"/admin/keys/{key_b}")).status_code == 404
     assert (await console.post(f"/admin/keys/{key_b}/revoke", {})).status_code == 404
-    assert (await console.http.get(f"/admin/usage?key={key_b}")).status_code == 200
-    assert "b-key" not in (await console.http.get(f"/admin/usage?key={key_b}")).text
+    assert (await console.http.get(f"/admin/usage?key={key_b}")).status_code == 404
+    assert (await console.http.get(f"/admin/audit?key={key_b}")).status_code == 200  # a filter: no rows, no 404
+    assert "b-key" not in (await console.http.get(f"/admin/audit?key={key_b}")).text
 
 
 async def test_edit_rotate_and_revoke_act_like_the_keys_api(world: ConsoleWorld) -> None:
@@ -137,3 +138,18 @@ async def test_an_unknown_key_is_a_404_page(world: ConsoleWorld, path: str) -> N
     console = await world.signed_in(owner)
     response = await console.http.get(path)
     assert response.status_code == 404 and "<h1>404" in response.text
+
+
+async def test_the_key_list_is_paged_newest_first_and_searchable(world: ConsoleWorld) -> None:
+    organization, (owner,) = await world.organization_with("owner")
+    for index in range(55):
+        await world.keys.key(organization, name=f"svc-{index:02d}")
+    console = await world.signed_in(owner)
+    first = (await console.http.get("/admin/keys")).text
+    assert first.count("<tr data-key-id=") == 50 and "svc-54" in first and "svc-04" not in first
+    assert "Page 1 of 2" in first and "Older keys" in first
+    second = (await console.http.get("/admin/keys?page=2")).text
+    assert second.count("<tr data-key-id=") == 5 and "svc-00" in second
+    found = (await console.http.get("/admin/keys?q=SVC-5")).text
+    assert found.count("<tr data-key-id=") == 5 and ": 5 matching" in found
+    assert (await console.http.get("/admin/keys?q=%25")).status_code == 200
