@@ -7,13 +7,22 @@ STAMP := $(VENV)/.installed
 
 EXAMPLE_TOOLS := examples/capgate-example-tools
 
+# setuptools warns on every editable install of a flat layout; the warning is about imports from the checkout,
+# which is exactly how capgate is meant to run here.
+export PYTHONWARNINGS := ignore:Editable installation
+
 $(STAMP): pyproject.toml $(EXAMPLE_TOOLS)/pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "capgate needs Python 3.11 or newer")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m pip install --quiet -e $(EXAMPLE_TOOLS)  # the tests load its tools through the entry point
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: capgate needs Python 3.11 or newer; pick one with make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "capgate needs Python 3.11 or newer, $(PYTHON) is %d.%d; pick another with: make $(MAKECMDGOALS) PYTHON=python3.12" % sys.version_info[:2])'
+	@echo "[1/3] creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "[2/3] installing capgate and its dependencies into $(VENV) (about a minute the first time)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[test]'
+	@echo "[3/3] installing the example tools the tests load through their entry point"
+	@$(BIN)/python -m pip install --quiet -e $(EXAMPLE_TOOLS)
 	@touch $(STAMP)
+	@echo "capgate is installed: $(BIN)/capgate (or run 'source $(BIN)/activate' to call it as capgate)"
 
 serve: $(STAMP)
 	$(BIN)/capgate init

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,13 +17,54 @@ from pydantic_settings import (
 from auth.hashing import Argon2Parameters
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CAPGATE_", toml_file="capgate.toml", extra="ignore")
+def project_dir() -> Path:
+    """The folder holding the virtual environment capgate runs from (the checkout after `make serve`), else cwd.
 
-    data_dir: Path = Field(default=Path("var"), description="where the SQLite file and the generated pepper live")
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy async URL; default: SQLite file data_dir/capgate.db (WAL mode)"
+    Defaults are resolved from here rather than from the current directory, so `capgate` finds the same
+    database and settings file from any folder.
+    """
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix).resolve().parent
+    return Path.cwd()
+
+
+_ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+_SYNC_DRIVERS = {"", "pysqlite", "aiosqlite", "psycopg2", "psycopg", "asyncpg"}
+
+
+def async_database_url(url: str) -> str:
+    """Takes plain `sqlite://` and `postgresql://` (or `postgres://`) URLs and picks the async driver capgate uses."""
+    scheme, separator, rest = url.strip().partition("://")
+    backend, _, driver = scheme.lower().partition("+")
+    backend = "postgresql" if backend == "postgres" else backend
+    if not separator or backend not in _ASYNC_DRIVERS:
+        raise ValueError(
+            f"{url!r} is not a SQLite or PostgreSQL URL; use sqlite:///path/to/capgate.db or"
+            " postgresql://user@host:5432/dbname"
+        )
+    if driver not in _SYNC_DRIVERS:
+        raise ValueError(f"capgate talks to {backend} through {_ASYNC_DRIVERS[backend]}, not {driver!r}")
+    return f"{backend}+{_ASYNC_DRIVERS[backend]}://{rest}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CAPGATE_",
+        toml_file=[project_dir() / "capgate.toml", Path("capgate.toml")],  # the current folder's file wins
+        extra="ignore",
     )
+
+    data_dir: Path = Field(
+        default_factory=lambda: project_dir() / "var",
+        description="where the SQLite file and the generated pepper live; default: var/ beside the .venv capgate"
+        " runs from (the checkout after `make serve`), so every command finds the same database from any folder",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="database URL, sqlite:///… or postgresql://… (the async driver is picked for you);"
+        " default: SQLite file data_dir/capgate.db (WAL mode)",
+    )
+    debug: bool = Field(default=False, description="CLI and startup failures print the whole traceback (also --debug)")
     host: str = Field(default="127.0.0.1", description="address `capgate serve` binds to")
     port: int = Field(default=8765, description="port `capgate serve` binds to")
     public_base_url: str | None = Field(
@@ -134,6 +176,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        return async_database_url(value) if value else None
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -31,6 +31,11 @@ class ClientConfig:
         text = text.replace("@KEY_ENV@", key_env).replace("@INSPECTOR@", INSPECTOR_PACKAGE)
         return text.replace("@MCP_REMOTE@", MCP_REMOTE_PACKAGE).replace("@NAME@", self.name)
 
+    @property
+    def instruction(self) -> str:
+        """What to do with the snippet, as one sentence: `run it in a shell`, `put it in .vscode/mcp.json`."""
+        return self.where if self.syntax == "shell" else f"put it in {self.where}"
+
 
 def _header(comment: str) -> str:
     return (

@@ -54,4 +54,4 @@ def config(
     if not _ENV_NAME.match(key_env):
         raise typer.BadParameter(f"{key_env!r} is not an environment variable name", param_hint="--key-env")
     typer.echo(chosen.render(base_url=base_url_from(url), key_env=key_env), nl=False)
-    typer.echo(f"# {chosen.title}: put this in {chosen.where}", err=True)
+    typer.echo(f"# {chosen.title}: {chosen.instruction}", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import sys
@@ -22,14 +23,20 @@ from auth.errors import CapgateError
 from auth.hashing import SecretHasher
 from auth.models import ApiKey, Organization, User
 from server.cli.config import config
-from server.cli.demo import create_demo_if_first_run, demo_instructions
+from server.cli.demo import Demo, cli_command, create_demo_if_first_run, demo_instructions
+from server.cli.failures import describe_failure
+from server.cli.preflight import ensure_database_exists, ensure_database_migrated, ensure_port_free
 from server.db import create_engine, session_factory
 from server.migrate import upgrade_database
 from server.pepper import load_or_create_pepper
 from server.settings import Settings
 
 T = TypeVar("T")
-app = typer.Typer(help="capgate: an MCP gateway that hands AI agents tools, scoped per API key.", no_args_is_help=True)
+app = typer.Typer(
+    help="capgate: an MCP gateway that hands AI agents tools, scoped per API key.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # failures are one line (server/cli/failures.py); --debug shows the traceback
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of an organization.", no_args_is_help=True)
@@ -55,12 +62,16 @@ def fail(message: str) -> typer.Exit:
 def run_in_session(operation: Callable[[AsyncSession, Settings], Awaitable[T]], *, migrate: bool = False) -> T:
     """Runs one operation in one committed transaction; capgate errors become one-line messages."""
     settings = Settings()
+    if not migrate:
+        ensure_database_exists(settings.resolved_database_url)
 
     async def main() -> T:
         engine = create_engine(settings.resolved_database_url)
         try:
             if migrate:
                 await upgrade_database(engine)
+            else:
+                await ensure_database_migrated(engine)
             async with session_factory(engine).begin() as session:
                 return await operation(session, settings)
         finally:
@@ -129,15 +140,14 @@ def parse_duration(text: str) -> timedelta:
 def init() -> None:
     """Create or migrate the database; on the very first run also a demo organization and key."""
 
-    async def operation(session: AsyncSession, settings: Settings) -> str | None:
+    async def operation(session: AsyncSession, settings: Settings) -> Demo | None:
         load_or_create_pepper(settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None)
-        created = await create_demo_if_first_run(session, hasher=hasher_for(settings))
-        return created.secret if created else None
+        return await create_demo_if_first_run(session, hasher=hasher_for(settings))
 
-    secret = run_in_session(operation, migrate=True)
+    demo = run_in_session(operation, migrate=True)
     base_url = Settings().resolved_public_base_url
-    if secret:
-        out.print(demo_instructions(secret, base_url), markup=False)
+    if demo:
+        out.print(demo_instructions(demo, base_url, cli_command()), markup=False)
     else:
         out.print(f"Database is up to date. capgate will serve on {base_url}", markup=False)
 
@@ -155,6 +165,7 @@ def serve(
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
+    ensure_port_free(settings.host, settings.port)
 
     async def migrate() -> None:
         engine = create_engine(settings.resolved_database_url)
@@ -222,6 +233,8 @@ def users_create(
     """Create a user; the password comes from a prompt or stdin, never from an argument."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        raise fail("no terminal to ask for the password: pipe it in with --password-stdin")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
@@ -341,8 +354,33 @@ def keys_revoke(
         out.print("Its open streams are being closed on every server (within about a second).", markup=False)
 
 
+@app.callback()
+def root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the whole traceback when a command fails (also CAPGATE_DEBUG=1).")
+    ] = False,
+) -> None:
+    """capgate: an MCP gateway that hands AI agents tools, scoped per API key."""
+    if debug:
+        os.environ["CAPGATE_DEBUG"] = "1"
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # Read from the environment, not Settings: the failure may be that the settings themselves are invalid.
+        if os.environ.get("CAPGATE_DEBUG", "").lower() in ("1", "true", "yes", "on"):
+            raise
+        typer.echo(f"error: {describe_failure(exc, database_url=_database_url_for_message())}", err=True)
+        raise SystemExit(1) from None
+
+
+def _database_url_for_message() -> str | None:
+    try:
+        return Settings().resolved_database_url
+    except Exception:  # noqa: BLE001 - only names the database in the message; the settings error is reported itself
+        return None
 
 
 # Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.

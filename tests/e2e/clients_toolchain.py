@@ -20,7 +20,6 @@ NODE = NODE_BIN / "node"
 NODE_CLIENTS_BIN = CACHE / "node-clients" / "node_modules" / ".bin"
 MCP_REMOTE = CACHE / "node-clients" / "node_modules" / "mcp-remote" / "dist" / "proxy.js"
 LANGCHAIN_PYTHON = CACHE / "langchain-venv" / "bin" / "python"
-INSTALL = "tests/e2e/clients/install.sh"
 RUN_SNIPPET = ROOT / "tests" / "e2e" / "clients" / "run_snippet.py"
 
 
@@ -28,7 +27,10 @@ def require(*paths: Path) -> None:
     missing = [str(p) for p in paths if not p.exists()]
     if not missing:
         return
-    message = f"real client not installed (run {INSTALL}): {', '.join(missing)}"
+    message = (
+        "real client not installed: run `make clients` (Node 24 and the Node MCP clients into .cache/);"
+        f" missing {', '.join(missing)}"
+    )
     if os.environ.get("CAPGATE_REQUIRE_CLIENTS") == "1":
         pytest.fail(message)
     pytest.skip(message)

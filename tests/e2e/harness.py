@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.deadlines import EVENTUALLY
 from tests.helpers import FAST_ARGON2
 
 CAPGATE = [str(Path(sys.executable).with_name("capgate"))]  # the installed console script, as users run it
@@ -73,7 +74,7 @@ class CapgateProcess:
             self.process = subprocess.Popen(
                 [*CAPGATE, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 2 * EVENTUALLY
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"capgate exited early:\n{self.log_text()}")

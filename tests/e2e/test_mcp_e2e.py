@@ -11,6 +11,7 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from tests.deadlines import EVENTUALLY
 from tests.e2e.harness import CapgateProcess
 from tests.mcp_helpers import Mode, leaf_errors, mcp_client
 
@@ -75,7 +76,7 @@ async def test_revocation_lets_open_streams_finish_and_refuses_new_requests(capg
         assert len((await client.list_tools()).tools) > 2
         # A scope change reaches the open session as list_changed (which also proves its GET stream is open).
         await run_cli(capgate, "keys", "update", created["id"], "--allowed-tool", "example_*")
-        await wait_for(lambda: recorder.list_changed >= 1, timeout=5)
+        await wait_for(lambda: recorder.list_changed >= 1, timeout=EVENTUALLY)
         assert {tool.name for tool in (await client.list_tools()).tools} == {
             "example_echo",
             "example_countdown",
@@ -92,10 +93,10 @@ async def test_revocation_lets_open_streams_finish_and_refuses_new_requests(capg
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(long_call)
-            await wait_for(recorder.first_progress.is_set, timeout=30)
+            await wait_for(recorder.first_progress.is_set, timeout=EVENTUALLY)
             await run_cli(capgate, "keys", "revoke", created["id"])
             # The GET stream opened before the revocation still delivers.
-            await wait_for(lambda: recorder.list_changed >= 2, timeout=5)
+            await wait_for(lambda: recorder.list_changed >= 2, timeout=EVENTUALLY)
         assert recorder.progress == list(range(1, 16))
         assert not result["value"].is_error
         assert result["value"].structured_content == {"steps": 15, "done": True}
@@ -127,7 +128,7 @@ async def test_terminate_streams_closes_an_open_call_within_a_second(capgate: Ca
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(long_call)
-        await wait_for(recorder.first_progress.is_set, timeout=30)
+        await wait_for(recorder.first_progress.is_set, timeout=EVENTUALLY)
         await run_cli(capgate, "keys", "revoke", created["id"], "--terminate-streams")
         with anyio.fail_after(1.0):
             await ended.wait()

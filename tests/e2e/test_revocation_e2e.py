@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from tests.deadlines import EVENTUALLY
 from tests.e2e.harness import CapgateProcess, poll_until
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +43,7 @@ def test_serve_logs_one_json_line_per_request_without_the_key(capgate: CapgatePr
         http.get("/capabilities", headers={"x-api-key": key["key"]})
         http.get("/capabilities", headers={"x-api-key": key["key"][:-1] + "x"})
 
-    poll_until(lambda: f'"key_id": "{key["id"]}"' in capgate.log_text(), timeout=5)
+    poll_until(lambda: f'"key_id": "{key["id"]}"' in capgate.log_text(), timeout=EVENTUALLY)
     lines = [json.loads(line) for line in capgate.log_text().splitlines() if line.startswith("{")]
     ours = [line for line in lines if line.get("key_id") == key["id"]]
     assert ours[0]["path"] == "/capabilities" and ours[0]["status"] == 200
