@@ -13,6 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
+from tests.deadlines import EVENTUALLY
 from tests.e2e.browser import (
     accessibility_problems,
     chromium,
@@ -199,7 +200,7 @@ async def test_also_close_open_streams_ends_an_open_mcp_stream(console: Console)
         await page.goto(f"/admin/keys/{key_id_of(secret)}")
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(long_call, secret)
-            with anyio.fail_after(30):
+            with anyio.fail_after(EVENTUALLY):
                 await progress.wait()
             await page.get_by_label("Also close open streams").check()
             await page.get_by_role("button", name="Revoke key").click()
@@ -302,7 +303,7 @@ async def test_an_owner_disables_a_tool_and_keys_stop_seeing_it(console: Console
         await page.get_by_role("button", name="Disable memory_search").click()
         await page.get_by_text("Tool disabled.").wait_for()
         await anyio.to_thread.run_sync(
-            lambda: poll_until(lambda: "memory_search" not in _capability_names(url, secret), timeout=5)
+            lambda: poll_until(lambda: "memory_search" not in _capability_names(url, secret), timeout=EVENTUALLY)
         )
         await page.get_by_role("button", name="Enable memory_search").click()
         await page.get_by_text("Tool enabled.").wait_for()
