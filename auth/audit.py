@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.models import AuditEvent
 
@@ -48,7 +49,7 @@ async def list_audit_events(
     if key_id is not None:
         query = query.where(AuditEvent.key_id == key_id)
     if key_ids is not None:
-        query = query.where(AuditEvent.key_id.in_(list(key_ids)))  # type: ignore[union-attr]
+        query = query.where(col(AuditEvent.key_id).in_(list(key_ids)))
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)  # type: ignore[operator]
     return list((await session.execute(query)).scalars())

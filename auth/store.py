@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio.to_thread
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.audit import record_audit
 from auth.dbtypes import utcnow
@@ -194,20 +195,20 @@ async def page_api_keys(
 
     ``search`` matches the name or the displayed prefix, case-insensitively.
     """
-    conditions = [ApiKey.organization_id == organization_id]
+    conditions: list[ColumnElement[bool]] = [col(ApiKey.organization_id) == organization_id]
     if created_by is not None:
-        conditions.append(ApiKey.created_by == created_by)
+        conditions.append(col(ApiKey.created_by) == created_by)
     if search:
         pattern = "%" + search.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
         conditions.append(
-            func.lower(ApiKey.name).like(pattern, escape="\\")
-            | func.lower(ApiKey.display_prefix).like(pattern, escape="\\")
+            func.lower(col(ApiKey.name)).like(pattern, escape="\\")
+            | func.lower(col(ApiKey.display_prefix)).like(pattern, escape="\\")
         )
-    total = await session.scalar(select(func.count()).select_from(ApiKey).where(*conditions))
+    total: int | None = await session.scalar(select(func.count()).select_from(ApiKey).where(*conditions))
     query = (
         select(ApiKey)
         .where(*conditions)
-        .order_by(ApiKey.created_at.desc(), ApiKey.id)  # type: ignore[attr-defined]
+        .order_by(col(ApiKey.created_at).desc(), col(ApiKey.id))
         .offset(offset)
         .limit(limit)
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 from sqlalchemy import insert
 
 from auth import store
@@ -83,7 +84,7 @@ async def measure(database_url: str | None, rounds: int) -> dict[str, object]:
             data_dir=Path(data_dir),
             database_url=database_url,
             public_base_url="http://capgate.test",
-            pepper="bench-" + secrets.token_hex(8),
+            pepper=SecretStr("bench-" + secrets.token_hex(8)),
             **FAST_ARGON2,  # type: ignore[arg-type]
         )
         engine_app = create_app(settings)

@@ -71,7 +71,7 @@ def build_admin(state: AppState) -> Starlette:
     admin = Starlette(
         routes=admin_routes(),
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={  # type: ignore[dict-item]
+        exception_handlers={
             SignInRequired: to_sign_in,
             CapgateError: error_page,
             HTTPException: error_page,

@@ -44,7 +44,7 @@ def nice_ceiling(value: int) -> int:
     """The axis top: 1, 2 or 5 times a power of ten, at least ``value``."""
     if value <= 0:
         return 1
-    magnitude = 10 ** math.floor(math.log10(value))
+    magnitude = int(10 ** math.floor(math.log10(value)))
     for step in (1, 2, 5, 10):
         if step * magnitude >= value:
             return step * magnitude

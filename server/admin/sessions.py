@@ -72,7 +72,14 @@ async def open_session(
 
 async def find_session(session: AsyncSession, *, token: str, now: datetime) -> SignedIn | None:
     query = (
-        select(AdminSession.id, User.id, User.email, User.role, User.organization_id, Organization.name)
+        select(
+            col(AdminSession.id),
+            col(User.id),
+            col(User.email),
+            col(User.role),
+            col(User.organization_id),
+            col(Organization.name),
+        )
         .join(User, col(User.id) == col(AdminSession.user_id))
         .join(Organization, col(Organization.id) == col(User.organization_id))
         .where(col(AdminSession.id) == token_digest(token), col(AdminSession.expires_at) > now)

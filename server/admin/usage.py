@@ -68,24 +68,23 @@ async def read_usage(
     )
     failed = func.sum(case((col(Execution.status) == "failed", 1), else_=0))
     tools_query = (
-        _calls(organization_id, key_ids, since, Execution.tool_name, func.count(), failed)
-        .group_by(Execution.tool_name)
-        .order_by(func.count().desc(), Execution.tool_name)
+        _calls(organization_id, key_ids, since, col(Execution.tool_name), func.count(), failed)
+        .group_by(col(Execution.tool_name))
+        .order_by(func.count().desc(), col(Execution.tool_name))
         .limit(10)
     )
     tools = [(name, int(count), int(failures or 0)) for name, count, failures in await session.execute(tools_query)]
     days = [first_day + timedelta(days=offset) for offset in range(DAYS)]
     keys_query = (
-        _calls(organization_id, key_ids, since, Execution.key_id, func.count())
+        _calls(organization_id, key_ids, since, col(Execution.key_id), func.count())
         .where(col(Execution.key_id).is_not(None))
-        .group_by(Execution.key_id)
-        .order_by(func.count().desc(), Execution.key_id)
+        .group_by(col(Execution.key_id))
+        .order_by(func.count().desc(), col(Execution.key_id))
         .limit(10)
     )
     busiest = [(str(key_id), int(count)) for key_id, count in await session.execute(keys_query)]
-    names = dict(
-        (await session.execute(select(ApiKey.id, ApiKey.name).where(col(ApiKey.id).in_([k for k, _ in busiest])))).all()
-    )
+    names_query = select(col(ApiKey.id), col(ApiKey.name)).where(col(ApiKey.id).in_([k for k, _ in busiest]))
+    names: dict[str, str] = dict((await session.execute(names_query)).tuples().all())
     return Usage(
         per_day=[(_short(d), int(daily.get(d.isoformat(), 0))) for d in days],
         per_hour=[(f"{h:02d}", int(hourly.get(f"{h:02d}", 0))) for h in range(24)],
@@ -103,7 +102,7 @@ async def _refusals(
     session: AsyncSession, *, organization_id: str, key_ids: Collection[str] | None, since: datetime
 ) -> list[tuple[str, int]]:
     query = (
-        select(AuditEvent.details)
+        select(col(AuditEvent.details))
         .where(
             col(AuditEvent.organization_id) == organization_id,
             col(AuditEvent.action) == "auth.failed",

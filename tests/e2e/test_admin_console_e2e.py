@@ -6,7 +6,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import httpx
@@ -174,13 +173,13 @@ async def test_also_close_open_streams_ends_an_open_mcp_stream(console: Console)
     from tests.mcp_helpers import mcp_client
 
     url = console.server.url
-    progress = anyio.Event()
+    first_progress = anyio.Event()
     ended = anyio.Event()
     outcome: list[str] = []
 
     async def long_call(secret: str) -> None:
-        async def on_progress(*_args: Any) -> None:
-            progress.set()
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            first_progress.set()
 
         try:
             async with mcp_client(f"{url}/mcp", secret, mode="legacy") as client:
@@ -201,7 +200,7 @@ async def test_also_close_open_streams_ends_an_open_mcp_stream(console: Console)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(long_call, secret)
             with anyio.fail_after(EVENTUALLY):
-                await progress.wait()
+                await first_progress.wait()
             await page.get_by_label("Also close open streams").check()
             await page.get_by_role("button", name="Revoke key").click()
             await page.get_by_text("open streams closed").wait_for()

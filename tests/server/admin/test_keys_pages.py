@@ -55,12 +55,13 @@ async def test_a_form_without_the_csrf_token_is_refused(world: ConsoleWorld) -> 
     organization, (owner,) = await world.organization_with("owner")
     key_id = key_id_of(await world.keys.key(organization))
     console = await world.signed_in(owner)
-    for path, form in [
+    forms: list[tuple[str, dict[str, str | list[str]]]] = [
         ("/admin/keys", new_key_form("forged")),
         (f"/admin/keys/{key_id}/revoke", {"close_streams": "1"}),
         (f"/admin/keys/{key_id}/rotate", {}),
         ("/admin/tools/memory_write", {"enabled": "0"}),
-    ]:
+    ]
+    for path, form in forms:
         assert (await console.post(path, form, csrf=False)).status_code == 403
     forged = await console.http.post(
         f"/admin/keys/{key_id}/revoke", data={"csrf": console.csrf}, headers={"origin": "https://evil.example"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import update
+from sqlmodel import col
 
 from auth.models import User
 from tests.helpers import DEFAULT_PASSWORD
@@ -84,7 +85,7 @@ async def test_a_changed_role_applies_to_the_open_session(world: ConsoleWorld) -
     await world.keys.key(organization, name="someone-elses")
     assert "someone-elses" in (await console.http.get("/admin/keys")).text
     async with world.keys.sessions.begin() as session:
-        await session.execute(update(User).where(User.id == admin.id).values(role="member"))
+        await session.execute(update(User).where(col(User.id) == admin.id).values(role="member"))
     assert "someone-elses" not in (await console.http.get("/admin/keys")).text
 
 
