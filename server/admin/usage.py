@@ -84,7 +84,7 @@ async def read_usage(
     )
     busiest = [(str(key_id), int(count)) for key_id, count in await session.execute(keys_query)]
     names_query = select(col(ApiKey.id), col(ApiKey.name)).where(col(ApiKey.id).in_([k for k, _ in busiest]))
-    names: dict[str, str] = dict((await session.execute(names_query)).tuples().all())
+    names: dict[str, str] = dict((await session.execute(names_query)).all())
     return Usage(
         per_day=[(_short(d), int(daily.get(d.isoformat(), 0))) for d in days],
         per_hour=[(f"{h:02d}", int(hourly.get(f"{h:02d}", 0))) for h in range(24)],
