@@ -5,6 +5,7 @@ Every action goes through ``server.key_actions``, the same functions the HTTP ke
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from server import key_actions
 from server.admin import key_forms
 from server.admin.connect import key_snippets
 from server.admin.sessions import SignedIn
-from server.admin.web import FormRejected, actor_for, checked_form, render, signed_in
+from server.admin.web import Form, FormRejected, actor_for, checked_form, render, signed_in
 from server.state import AppState, app_state
 
 PAGE_SIZE = 50
@@ -160,12 +161,32 @@ async def key_detail(request: Request) -> Response:
     return await _detail_page(request, user, key, notice=_NOTICES.get(request.query_params.get("done", "")))
 
 
-async def key_update(request: Request) -> Response:
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A checked form posted to one key's page, and who posted it."""
+
+    user: SignedIn
+    form: Form
+    state: AppState
+    actor: key_actions.Actor
+    key_id: str
+
+    async def page_with(self, request: Request, error: CapgateError) -> Response:
+        """The key's page again, showing why the action was refused."""
+        key = await key_actions.load_key(self.state, self.actor, self.key_id)
+        return await _detail_page(request, self.user, key, error=_error_of(error))
+
+
+async def posted(request: Request) -> Posted:
     user = await signed_in(request)
     form = await checked_form(request, user.csrf)
     state = app_state(request)
-    actor = actor_for(request, user)
-    key_id = request.path_params["key_id"]
+    return Posted(user, form, state, actor_for(request, user), request.path_params["key_id"])
+
+
+async def key_update(request: Request) -> Response:
+    post = await posted(request)
+    form = post.form
     try:
         changes = KeyChanges(
             name=form.get("name"),
@@ -174,32 +195,25 @@ async def key_update(request: Request) -> Response:
             rate_limit_per_second=key_forms.chosen_limit(form, "rate_limit_per_second"),
             daily_quota=key_forms.chosen_limit(form, "daily_quota"),
         )
-        await key_actions.change_key(state, actor, key_id, changes)
+        await key_actions.change_key(post.state, post.actor, post.key_id, changes)
     except CapgateError as error:
-        key = await key_actions.load_key(state, actor, key_id)
-        return await _detail_page(request, user, key, error=_error_of(error))
-    return RedirectResponse(f"/admin/keys/{key_id}?done=saved", status_code=303)
+        return await post.page_with(request, error)
+    return RedirectResponse(f"/admin/keys/{post.key_id}?done=saved", status_code=303)
 
 
 async def key_rotate(request: Request) -> Response:
-    user = await signed_in(request)
-    form = await checked_form(request, user.csrf)
-    state = app_state(request)
-    actor = actor_for(request, user)
-    key_id = request.path_params["key_id"]
+    post = await posted(request)
     try:
-        created, old = await key_actions.rotate_key(state, actor, key_id, overlap=key_forms.chosen_overlap(form))
+        overlap = key_forms.chosen_overlap(post.form)
+        created, old = await key_actions.rotate_key(post.state, post.actor, post.key_id, overlap=overlap)
     except CapgateError as error:
-        key = await key_actions.load_key(state, actor, key_id)
-        return await _detail_page(request, user, key, error=_error_of(error))
-    return _secret_page(request, user, created, replaces=old, status=201)
+        return await post.page_with(request, error)
+    return _secret_page(request, post.user, created, replaces=old, status=201)
 
 
 async def key_revoke(request: Request) -> Response:
-    user = await signed_in(request)
-    form = await checked_form(request, user.csrf)
-    close_streams = form.checked("close_streams")
-    key_id = request.path_params["key_id"]
-    await key_actions.revoke_key(app_state(request), actor_for(request, user), key_id, terminate_streams=close_streams)
+    post = await posted(request)
+    close_streams = post.form.checked("close_streams")
+    await key_actions.revoke_key(post.state, post.actor, post.key_id, terminate_streams=close_streams)
     done = "closed" if close_streams else "revoked"
-    return RedirectResponse(f"/admin/keys/{key_id}?done={done}", status_code=303)
+    return RedirectResponse(f"/admin/keys/{post.key_id}?done={done}", status_code=303)

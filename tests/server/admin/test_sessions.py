@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from sqlalchemy import update
 from sqlmodel import col
 
@@ -98,3 +99,12 @@ async def test_sign_in_page_never_redirects_off_site(world: ConsoleWorld) -> Non
         data={"csrf": csrf_of(page.text), "email": owner.email, "password": DEFAULT_PASSWORD, "next": "//evil.example"},
     )
     assert response.headers["location"] == "/admin/keys"
+
+
+async def test_over_https_the_session_cookie_is_secure(world: ConsoleWorld) -> None:
+    _, (owner,) = await world.organization_with("owner")
+    console = world.console()
+    console.http.base_url = httpx.URL("https://capgate.test")
+    response = await console.sign_in(owner.email)
+    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("capgate_admin="))
+    assert "Secure" in cookie and "HttpOnly" in cookie
