@@ -70,10 +70,17 @@ class CapgateProcess:
         return self.log_path.read_text(errors="replace")
 
     def start(self) -> None:
+        self.launch()
+        self.wait_healthy()
+
+    def launch(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*CAPGATE, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+
+    def wait_healthy(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 2 * EVENTUALLY
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
