@@ -34,7 +34,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_admin_sessions_expires_at"), ["expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_admin_sessions_user_id"), ["user_id"], unique=False)
     with op.batch_alter_table("executions", schema=None) as batch_op:
-        batch_op.create_index("ix_executions_org_started", ["organization_id", "started_at"], unique=False)
+        batch_op.create_index(
+            "ix_executions_org_started", ["organization_id", "started_at", "key_id", "tool_name"], unique=False
+        )
 
 
 def downgrade() -> None:
