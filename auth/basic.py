@@ -2,25 +2,24 @@
 
 Unknown email and wrong password take the same path: argon2 runs against the user's
 hash or, when there is no such user, against a dummy hash made with the same
-parameters, and both answer the same 401. Wrong passwords are counted per email (known
-or not, so the limit reveals nothing either); past ``failure_limit`` in ``window``
-seconds the email gets 429 without argon2 running, until the window ends.
+parameters, and both answer the same 401. Attempts are counted per email (known or
+not, so the limit reveals nothing either) and per source address; past a limit the
+caller gets 429 with Retry-After without argon2 running, until the window ends.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import math
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
 
+from auth.attempts import AttemptBudget
 from auth.errors import CapgateError, RateLimited
 from auth.hashing import SecretHasher
 from auth.models import User
@@ -77,6 +76,18 @@ def parse_basic(headers: list[tuple[bytes, bytes]]) -> BasicCredentials:
 
 
 class PasswordAuthenticator:
+    """Checks passwords with bounded argon2 work (DESIGN §4; issue 14 item 4, issue 18 item 8).
+
+    - per email: at most ``failure_limit`` failed attempts per window, counted *before* argon2
+      runs, so guesses that arrive together cannot overshoot;
+    - per source address: at most ``source_failure_limit`` failed attempts per window, and its
+      attempts run one at a time with at most ``max_pending_per_source`` waiting, so one address
+      holds at most one argon2 slot and cannot queue ahead of everyone else;
+    - overall: at most ``max_pending`` verifications waiting or running.
+
+    Anything beyond that is answered 429 with Retry-After at once, never after a long wait.
+    """
+
     def __init__(
         self,
         *,
@@ -84,6 +95,9 @@ class PasswordAuthenticator:
         hasher: SecretHasher,
         failure_limit: int,
         window: float,
+        source_failure_limit: int = 50,
+        max_pending_per_source: int = 4,
+        max_pending: int = 64,
         max_concurrency: int = 2,
         monotonic: Callable[[], float] = time.monotonic,
         max_tracked: int = 100_000,
@@ -91,41 +105,55 @@ class PasswordAuthenticator:
         self._load_user = load_user
         self._hasher = hasher
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(24))
-        self._failure_limit = failure_limit
-        self._window = window
+        self._per_email: AttemptBudget[str] = AttemptBudget(
+            limit=failure_limit, window=window, monotonic=monotonic, max_tracked=max_tracked
+        )
+        self._per_source: AttemptBudget[str] = AttemptBudget(
+            limit=source_failure_limit, window=window, monotonic=monotonic, max_tracked=max_tracked
+        )
+        self._max_pending_per_source = max_pending_per_source
+        self._max_pending = max_pending
         self._limiter = anyio.CapacityLimiter(max_concurrency)
-        self._monotonic = monotonic
-        self._max_tracked = max_tracked
-        self._failures: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._queues: dict[str, tuple[anyio.Lock, int]] = {}
+        self._pending = 0
         self.argon2_runs = 0
 
-    async def authenticate(self, credentials: BasicCredentials) -> User:
-        self._check_not_throttled(credentials.email)
-        user = await self._load_user(credentials.email)
-        stored = user.password_hash if user is not None else self._dummy_hash
-        self.argon2_runs += 1
-        ok = await anyio.to_thread.run_sync(self._hasher.verify, stored, credentials.password, limiter=self._limiter)
+    async def authenticate(self, credentials: BasicCredentials, *, source: str | None = None) -> User:
+        email, origin = credentials.email, source or ""
+        self._admit(email, origin)
+        lock, waiting = self._queues.get(origin) or (anyio.Lock(), 0)
+        self._queues[origin] = (lock, waiting + 1)
+        self._pending += 1
+        try:
+            async with lock:
+                user = await self._load_user(email)
+                stored = user.password_hash if user is not None else self._dummy_hash
+                self.argon2_runs += 1
+                ok = await anyio.to_thread.run_sync(
+                    self._hasher.verify, stored, credentials.password, limiter=self._limiter
+                )
+        finally:
+            self._pending -= 1
+            lock, waiting = self._queues[origin]
+            if waiting <= 1:
+                del self._queues[origin]
+            else:
+                self._queues[origin] = (lock, waiting - 1)
         if user is None or not ok:
-            self._count_failure(credentials.email)
-            raise InvalidCredentials()
-        self._failures.pop(credentials.email, None)
+            raise InvalidCredentials()  # the reservations made in _admit stay: they are the failures
+        self._per_email.reset(email)
+        self._per_source.give_back(origin)
         return user
 
-    def _check_not_throttled(self, email: str) -> None:
-        entry = self._failures.get(email)
-        if entry is None:
-            return
-        started, count = entry
-        elapsed = self._monotonic() - started
-        if elapsed >= self._window:
-            del self._failures[email]
-        elif count >= self._failure_limit:
-            retry = max(1, math.ceil(self._window - elapsed))
+    def _admit(self, email: str, origin: str) -> None:
+        """Reserves the attempt against both budgets, or raises 429."""
+        waiting = self._queues.get(origin, (None, 0))[1]
+        if self._pending >= self._max_pending or waiting >= self._max_pending_per_source:
+            raise RateLimited("Too many sign-ins waiting; try again shortly", headers={"Retry-After": "1"})
+        retry = self._per_email.reserve(email)
+        if retry is not None:
             raise RateLimited("Too many failed sign-ins for this email", headers={"Retry-After": str(retry)})
-
-    def _count_failure(self, email: str) -> None:
-        started, count = self._failures.get(email, (self._monotonic(), 0))
-        self._failures[email] = (started, count + 1)
-        self._failures.move_to_end(email)
-        while len(self._failures) > self._max_tracked:
-            self._failures.popitem(last=False)
+        retry = self._per_source.reserve(origin)
+        if retry is not None:
+            self._per_email.give_back(email)
+            raise RateLimited("Too many failed sign-ins from this address", headers={"Retry-After": str(retry)})

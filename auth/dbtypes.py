@@ -5,13 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The database's clock: what every ``updated_at`` the change feeds read is stamped with.
+
+    Writers on other hosts (the CLI, other replicas) may have skewed clocks; the feed's
+    watermark must come from one clock. A SQLite file is only ever written on this host,
+    so there the host's clock is the database's clock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        value = await session.scalar(text("SELECT clock_timestamp()"))
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+    return utcnow()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -74,6 +74,23 @@ def check_grant(rights: Rights, scopes: Sequence[str], allowed_tools: Sequence[s
                 raise NotGrantable(f"Not allowed to grant tool pattern: {pattern}")
 
 
+class KeyReplaced(NotGrantable):
+    code = "key_replaced"
+
+
+def check_still_manager(replaced: bool) -> None:
+    """A key replaced by rotation works for runtime use through its overlap but manages nothing:
+    a leaked key that was rotated away must not mint keys that outlive it."""
+    if replaced:
+        raise KeyReplaced("A key replaced by rotation cannot manage keys; use its successor")
+
+
+def check_revocable(rights_scopes: Collection[str], target_scopes: Sequence[str]) -> None:
+    """Revoking needs no rights beyond keys:manage, except for an operator (``*``) key."""
+    if WILDCARD in target_scopes and WILDCARD not in rights_scopes:
+        raise NotGrantable("Only a key with scope * may revoke a key with scope *")
+
+
 def inherit_allowed_tools(rights: Rights, requested: Sequence[str] | None) -> list[str] | None:
     """A creator limited to some tools hands that limit on when the request names none."""
     if requested is None and rights.allowed_tools is not None:

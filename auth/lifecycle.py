@@ -11,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.audit import record_audit
+from auth.dbtypes import database_now
 from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
 from auth.keys import generate_key
 from auth.models import ApiKey, Organization
-from auth.store import CreatedKey, clean_allowed_tools, clean_name
+from auth.store import CreatedKey, clean_allowed_tools, clean_name, flush_named
 
 MAX_KEY_LIFETIME = timedelta(days=365)
 UNSET: Any = object()
@@ -36,6 +37,10 @@ class KeyChanges:
 async def update_api_key(
     session: AsyncSession, *, record: ApiKey, changes: KeyChanges, actor: str, now: datetime, source: str | None
 ) -> ApiKey:
+    if record.revoked_at is not None:
+        raise Conflict("A revoked key cannot be changed", code="key_revoked")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise Conflict("An expired key cannot be changed", code="key_expired")
     changed: dict[str, Any] = {}
     if changes.name is not UNSET:
         name = clean_name(changes.name, "Key")
@@ -60,9 +65,10 @@ async def update_api_key(
         if value is not UNSET and value != getattr(record, limit):
             changed[limit] = value
     if changed:
+        changed_at = await database_now(session)  # before the changes: its query would autoflush them
         for name, value in changed.items():
             setattr(record, name, value)
-        record.updated_at = now
+        record.updated_at = changed_at
         record_audit(
             session,
             action="key.updated",
@@ -72,7 +78,7 @@ async def update_api_key(
             source=source,
             details={"fields": sorted(changed)},
         )
-        await session.flush()
+        await flush_named(session, record.name)
     changes.changed = sorted(changed)
     return record
 
@@ -88,17 +94,20 @@ async def rotate_api_key(
     now: datetime,
     source: str | None,
 ) -> CreatedKey:
-    """A new key with the old one's settings; the old one expires after ``overlap`` (or sooner, if it already did)."""
+    """A new key with the old one's settings; the old one expires after ``overlap`` (or sooner, if it already did).
+
+    Rotation replaces the secret, never the lifetime: the successor expires when the old key would
+    have (never, if it would not), so rotating cannot keep a leaked key's line alive longer. A
+    replaced key cannot be rotated again (one successor per key, no forks)."""
     if record.revoked_at is not None:
         raise Conflict("A revoked key cannot be rotated", code="key_revoked")
     if record.expires_at is not None and record.expires_at <= now:
         raise Conflict("An expired key cannot be rotated", code="key_expired")
+    if record.replaced_by is not None:
+        raise Conflict("This key was already replaced by rotation", code="key_replaced")
     if overlap < timedelta(0):
         raise InvalidRequest("overlapSeconds must not be negative")
-    # The new key gets the old one's lifetime, counted from now.
-    expires_at = None
-    if record.expires_at is not None:
-        expires_at = now + min(record.expires_at - record.created_at, MAX_KEY_LIFETIME)
+    expires_at = record.expires_at
     generated = generate_key("test" if organization.mode == "test" else "live")
     key_hash = await anyio.to_thread.run_sync(hasher.hash, generated.raw)
     new = ApiKey(
@@ -116,11 +125,14 @@ async def rotate_api_key(
         display_prefix=generated.display_prefix,
         key_hash=key_hash,
     )
-    session.add(new)
+    changed_at = await database_now(session)
     old_ends = now + overlap
     if record.expires_at is None or record.expires_at > old_ends:
         record.expires_at = old_ends
-    record.updated_at = now
+    record.replaced_by = new.id
+    record.updated_at = changed_at
+    await session.flush()  # the old key leaves the one-active-name index before its successor enters it
+    session.add(new)
     record_audit(
         session,
         action="key.rotated",

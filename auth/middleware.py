@@ -28,6 +28,7 @@ def principal_for(record: KeyRecord) -> Principal:
         scopes=record.scopes,
         allowed_tools=record.allowed_tools,
         expires_at=record.expires_at,
+        replaced=record.replaced_by is not None,
     )
 
 
@@ -81,7 +82,8 @@ class AuthMiddleware:
         presented: str | None = None
         try:
             presented = extract_api_key(scope["headers"])
-            record = await self.verifier.verify(presented)
+            client = scope.get("client")
+            record = await self.verifier.verify(presented, source=client[0] if client else None)
             request = self.streams.open(record.key_id, is_stream=is_event_stream_request(scope))
         except CapgateError as error:
             if self.on_failure is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from auth.dbtypes import UTCDateTime, utcnow
@@ -33,9 +33,24 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+ACTIVE_NAME_INDEX = "ux_api_keys_active_name"
+_ACTIVE = "revoked_at IS NULL AND replaced_by IS NULL"
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
-    __table_args__ = (Index("ix_api_keys_organization_id_name", "organization_id", "name"),)
+    __table_args__ = (
+        Index("ix_api_keys_organization_id_name", "organization_id", "name"),
+        # One active key per name; the key a rotation replaced keeps its name through the overlap.
+        Index(
+            ACTIVE_NAME_INDEX,
+            "organization_id",
+            "name",
+            unique=True,
+            sqlite_where=text(_ACTIVE),
+            postgresql_where=text(_ACTIVE),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=12, description="public key id, part of the key itself")
     organization_id: str = Field(foreign_key="organizations.id", index=True, max_length=32)
@@ -50,6 +65,9 @@ class ApiKey(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     streams_terminated_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, nullable=True, description="kill switch: open streams were closed then"
+    )
+    replaced_by: str | None = Field(
+        default=None, max_length=12, description="set by rotation: the successor; a replaced key manages nothing"
     )
     rate_limit_per_second: int | None = None
     daily_quota: int | None = None

@@ -62,7 +62,8 @@ class Decision:
         second_tighter = self.second_remaining <= self.daily_remaining
         limit = self.limits.per_second if second_tighter else self.limits.daily
         remaining = self.second_remaining if second_tighter else self.daily_remaining
-        second_t = math.ceil(self.second_reset)
+        # t= is when there is room again: 0 while there is (issue 18 item 20).
+        second_t = 0 if self.second_remaining > 0 else math.ceil(self.second_reset)
         daily_t = math.ceil(self.daily_reset)
         policy = f'"per-second";q={self.limits.per_second};w=1, "daily";q={self.limits.daily};w={SECONDS_PER_DAY}'
         current = f'"per-second";r={self.second_remaining};t={second_t}, "daily";r={self.daily_remaining};t={daily_t}'

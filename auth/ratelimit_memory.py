@@ -1,7 +1,10 @@
 """The in-process rate-limit backend: exact sliding-window log plus daily counters, for one replica.
 
 Daily counts are kept in memory and written to the database in batches by the usage
-flusher (``dirty_daily`` / ``load_daily``), never on the request path. The trade-off: a
+flusher (``dirty_daily`` / ``mark_written`` / ``load_daily``), never on the request path.
+What is written is the increase since this process's last write, added to the stored
+count, so two processes counting the same key (a rolling restart) add up instead of
+overwriting each other. The trade-off: a
 crash (not a clean shutdown, which flushes) forgets at most ``usage_flush_seconds`` of
 counts, so a key may get that many seconds' worth of extra requests on the day of a crash.
 """
@@ -20,6 +23,8 @@ class InProcessBackend:
     def __init__(self) -> None:
         self._windows: dict[str, deque[float]] = {}
         self._daily: dict[str, tuple[int, int]] = {}
+        self._written: dict[str, tuple[int, int]] = {}
+        """Per key: (day, count) already in the database, from loading or from our own writes."""
         self._dirty: set[str] = set()
 
     async def hit(self, key_id: str, limits: Limits, now: float) -> Decision:
@@ -50,18 +55,30 @@ class InProcessBackend:
             daily_reset=seconds_to_midnight(now),
         )
 
+    def _unwritten(self, key_id: str) -> tuple[int, int]:
+        day, used = self._daily[key_id]
+        written_day, written = self._written.get(key_id, (day, 0))
+        return day, used - (written if written_day == day else 0)
+
     def dirty_daily(self) -> list[tuple[str, int, int]]:
-        """(key id, UTC day number, count) of every key counted since the last call."""
-        rows = [(key_id, *self._daily[key_id]) for key_id in self._dirty if key_id in self._daily]
-        self._dirty.clear()
-        return rows
+        """(key id, UTC day number, requests not yet written) of every key counted since its last write."""
+        rows = [(key_id, *self._unwritten(key_id)) for key_id in self._dirty if key_id in self._daily]
+        return [row for row in rows if row[2] > 0]
+
+    def mark_written(self, rows: Iterable[tuple[str, int, int]]) -> None:
+        """After the transaction with ``rows`` committed: those requests are in the database now."""
+        for key_id, day, added in rows:
+            written_day, written = self._written.get(key_id, (day, 0))
+            self._written[key_id] = (day, (written if written_day == day else 0) + added)
+            if key_id in self._daily and self._unwritten(key_id)[1] <= 0:
+                self._dirty.discard(key_id)
 
     def load_daily(self, rows: Iterable[tuple[str, int, int]]) -> None:
-        """Restores persisted counts at startup; a larger in-memory count (same day) wins."""
+        """Restores persisted counts at startup: they count against the quota and are already written."""
         for key_id, day, count in rows:
             current = self._daily.get(key_id)
-            if current is None or current[0] < day or (current[0] == day and current[1] < count):
-                self._daily[key_id] = (day, count)
+            if current is None or current[0] < day:
+                self._daily[key_id] = self._written[key_id] = (day, count)
 
     def sweep(self, now: float) -> None:
         """Drops empty windows and counters of past days, so idle keys cost no memory."""
@@ -71,6 +88,7 @@ class InProcessBackend:
         today = utc_day(now)
         for key_id in [k for k, (day, _) in self._daily.items() if day < today and k not in self._dirty]:
             del self._daily[key_id]
+            self._written.pop(key_id, None)
 
     async def aclose(self) -> None:
         return None

@@ -20,6 +20,7 @@ class KeyRecord:
     updated_at: datetime
     key_hash: str
     streams_terminated_at: datetime | None = None
+    replaced_by: str | None = None
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyRecord:
@@ -34,6 +35,7 @@ class KeyRecord:
             updated_at=row.updated_at,
             key_hash=row.key_hash,
             streams_terminated_at=row.streams_terminated_at,
+            replaced_by=row.replaced_by,
         )
 
     def __repr__(self) -> str:

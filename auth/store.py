@@ -8,17 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio.to_thread
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from auth.audit import record_audit
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now, utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.grants import clean_scopes
 from auth.hashing import SecretHasher
 from auth.keys import Mode, generate_key, random_base62
-from auth.models import ApiKey, Organization, User
+from auth.models import ACTIVE_NAME_INDEX, ApiKey, Organization, User
 
 ROLES = ("owner", "admin", "member")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -113,6 +114,40 @@ def clean_allowed_tools(patterns: Sequence[str] | None) -> list[str] | None:
     return cleaned
 
 
+async def flush_named(session: AsyncSession, name: str) -> None:
+    """Flushes a key's name; the database's one-active-key-per-name index turns a duplicate that
+    slipped past the check (two requests at once) into the same 409."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        message = str(exc.orig)
+        if ACTIVE_NAME_INDEX in message or "api_keys.organization_id, api_keys.name" in message:
+            raise Conflict(f"An active key named {name!r} already exists", code="duplicate_name") from None
+        raise
+
+
+def active_keys(organization_id: str, now: datetime) -> Select[tuple[int]]:
+    return select(func.count()).where(
+        ApiKey.organization_id == organization_id,
+        ApiKey.revoked_at.is_(None),
+        ApiKey.replaced_by.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+    )
+
+
+async def check_active_key_cap(session: AsyncSession, organization: Organization, cap: int) -> None:
+    """Locks the organization's row (one creation at a time, on both databases) and refuses past the cap."""
+    await session.execute(
+        update(Organization)
+        .where(Organization.id == organization.id)
+        .values(mode=Organization.mode)
+        .execution_options(synchronize_session=False)
+    )
+    if int(await session.scalar(active_keys(organization.id, utcnow())) or 0) >= cap:
+        message = f"{organization.name} already has {cap} active keys; revoke one first"
+        raise Conflict(message, code="too_many_keys")
+
+
 async def create_api_key(
     session: AsyncSession,
     *,
@@ -124,6 +159,7 @@ async def create_api_key(
     expires_at: datetime | None = None,
     created_by: str,
     source: str | None = None,
+    max_active_keys: int | None = None,
 ) -> CreatedKey:
     name = clean_name(name, "Key")
     key_scopes = clean_scopes(scopes)
@@ -136,6 +172,8 @@ async def create_api_key(
         raise Conflict(f"An active key named {name!r} already exists in {organization.name}", code="duplicate_name")
     generated = generate_key("test" if organization.mode == "test" else "live")
     key_hash = await anyio.to_thread.run_sync(hasher.hash, generated.raw)
+    if max_active_keys is not None:
+        await check_active_key_cap(session, organization, max_active_keys)
     record = ApiKey(
         id=generated.key_id,
         organization_id=organization.id,
@@ -157,7 +195,7 @@ async def create_api_key(
         source=source,
         details={"name": name, "scopes": key_scopes},
     )
-    await session.flush()
+    await flush_named(session, name)
     return CreatedKey(record=record, secret=generated.raw)
 
 
@@ -230,10 +268,10 @@ async def revoke_api_key(
     (they see ``streams_terminated_at`` move); by default they run to their end.
     """
     record = await get_api_key(session, key_id=key_id, organization_id=organization_id)
-    now = utcnow()
+    now, changed_at = utcnow(), await database_now(session)
     if terminate_streams:
         record.streams_terminated_at = now
-        record.updated_at = now
+        record.updated_at = changed_at
         record_audit(
             session,
             action="key.streams_terminated",
@@ -244,7 +282,7 @@ async def revoke_api_key(
         )
     if record.revoked_at is None:
         record.revoked_at = now
-        record.updated_at = now
+        record.updated_at = changed_at
         record_audit(
             session,
             action="key.revoked",

@@ -67,14 +67,16 @@ def day_of(number: int) -> date:
 
 
 async def write_daily_usage(session: AsyncSession, rows: Iterable[tuple[str, int, int]]) -> None:
+    """Adds (key id, day, requests) to the stored counts: increments, never overwrites (issue 18 item 12)."""
     values = [{"key_id": key_id, "day": day_of(day), "count": count} for key_id, day, count in rows]
     if not values:
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(KeyDailyUsage).values(values)
+    table = KeyDailyUsage.__table__
+    statement = insert(table).values(values)
     statement = statement.on_conflict_do_update(
-        index_elements=["key_id", "day"], set_={"count": statement.excluded.count}
+        index_elements=["key_id", "day"], set_={"count": table.c["count"] + statement.excluded["count"]}
     )
     await session.execute(statement)
 

@@ -6,10 +6,14 @@
 4. argon2 in a worker thread, at most ``max_concurrency`` at once, one run per distinct
    presented key even when many requests bring it at the same moment.
 
-Failures are remembered per key id: the same wrong key is answered from memory, and
-after ``failure_limit`` distinct wrong secrets in a window argon2 is no longer run for
-that id until the window ends. A caller whose key is already in the verified cache is
-never affected by that, so an attacker cannot lock out a working key.
+Wrong secrets are bounded per source address, never per key id alone (issue 14 item 3):
+the same wrong key is answered from memory; after ``failure_limit`` distinct wrong
+secrets for one id *from one address* argon2 no longer runs for that pair until the
+window ends; and one address gets at most ``source_failure_limit`` failed argon2 runs
+per window over all ids (then 429 with Retry-After). Attempts are reserved before argon2
+runs, so a burst cannot overshoot. Knowing a key id therefore lets an attacker spend a
+bounded amount of argon2 and refuse only itself: the holder of the right secret, from
+another address, is always verified.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from typing import Generic, TypeVar
 import anyio
 import anyio.to_thread
 
+from auth.attempts import AttemptBudget
 from auth.dbtypes import utcnow
-from auth.errors import ExpiredApiKey, InvalidApiKey, RevokedApiKey
+from auth.errors import ExpiredApiKey, InvalidApiKey, RateLimited, RevokedApiKey
 from auth.hashing import SecretHasher, peppered_digest
 from auth.keys import parse_key
+from auth.loads import LoadGuard
 from auth.records import KeyRecord
 
 RecordLoader = Callable[[str], Awaitable[KeyRecord | None]]
@@ -51,6 +57,9 @@ class VerifierStats:
 class _Failures:
     window_started: float
     digests: set[bytes] = field(default_factory=set)
+
+
+Source = str | None
 
 
 class _LRU(Generic[K, V]):
@@ -90,6 +99,7 @@ class KeyVerifier:
         cache_size: int = 10_000,
         failure_limit: int = 5,
         failure_window: float = 60.0,
+        source_failure_limit: int = 50,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -101,16 +111,22 @@ class KeyVerifier:
         self._record_ttl = record_ttl
         self._records: _LRU[str, tuple[float, KeyRecord | None]] = _LRU(cache_size)
         self._verified: _LRU[str, bytes] = _LRU(cache_size)
-        self._failures: _LRU[str, _Failures] = _LRU(cache_size)
+        self._failures: _LRU[tuple[str, Source], _Failures] = _LRU(cache_size)
+        self._per_id: AttemptBudget[tuple[str, Source]] = AttemptBudget(
+            limit=failure_limit, window=failure_window, monotonic=monotonic, max_tracked=cache_size
+        )
+        self._per_source: AttemptBudget[Source] = AttemptBudget(
+            limit=source_failure_limit, window=failure_window, monotonic=monotonic, max_tracked=cache_size
+        )
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
-        self._failure_limit = failure_limit
+        self._loads: LoadGuard[str] = LoadGuard()
         self._failure_window = failure_window
         self._monotonic = monotonic
         self._now = now
         self.stats = VerifierStats()
 
-    async def verify(self, presented: str) -> KeyRecord:
-        """The key's record, or an AuthenticationError subclass saying why not."""
+    async def verify(self, presented: str, *, source: Source = None) -> KeyRecord:
+        """The key's record, or an AuthenticationError subclass (or 429) saying why not."""
         parsed = parse_key(presented)
         if parsed is None:
             self.stats.checksum_rejections += 1
@@ -122,7 +138,7 @@ class KeyVerifier:
         digest = peppered_digest(self._pepper, parsed.raw)
         cached = self._verified.get(record.key_id)
         if cached is None or not hmac.compare_digest(cached, digest):
-            await self._verify_secret(record, digest, parsed.raw)
+            await self._verify_secret(record, digest, parsed.raw, source)
         # Only a caller holding the right secret learns that the key is revoked or expired.
         if record.revoked_at is not None:
             raise RevokedApiKey()
@@ -130,24 +146,42 @@ class KeyVerifier:
             raise ExpiredApiKey()
         return record
 
-    async def _verify_secret(self, record: KeyRecord, digest: bytes, raw: str) -> None:
-        failures = self._failures.get(record.key_id)
+    async def _verify_secret(self, record: KeyRecord, digest: bytes, raw: str, source: Source) -> None:
+        pair = (record.key_id, source)
+        failures = self._failures.get(pair)
         if failures is not None and self._monotonic() - failures.window_started > self._failure_window:
-            self._failures.pop(record.key_id)
+            self._failures.pop(pair)
             failures = None
-        if failures is not None and (digest in failures.digests or len(failures.digests) >= self._failure_limit):
+        if failures is not None and digest in failures.digests:
             self.stats.throttled += 1
             raise InvalidApiKey()
+        reserved = digest not in self._in_flight  # joining a run already counted costs nothing
+        if reserved:
+            self._reserve(pair)
         if not await self._argon2_once(record.key_hash, digest, raw):
-            failures = self._failures.get(record.key_id) or _Failures(window_started=self._monotonic())
+            failures = self._failures.get(pair) or _Failures(window_started=self._monotonic())
             failures.digests.add(digest)
-            self._failures.put(record.key_id, failures)
+            self._failures.put(pair, failures)
             raise InvalidApiKey()
         self._verified.put(record.key_id, digest)
-        self._failures.pop(record.key_id)
+        self._failures.pop(pair)
+        if reserved:
+            self._per_id.reset(pair)
+            self._per_source.give_back(source)
         if self._save_rehashed is not None and self._hasher.needs_rehash(record.key_hash):
             new_hash = await anyio.to_thread.run_sync(self._hasher.hash, raw, limiter=self._limiter)
             await self._save_rehashed(record.key_id, new_hash)
+
+    def _reserve(self, pair: tuple[str, Source]) -> None:
+        """Counts an argon2 run against the id-and-address and the address budgets, or refuses it."""
+        if self._per_id.reserve(pair) is not None:
+            self.stats.throttled += 1
+            raise InvalidApiKey()
+        retry = self._per_source.reserve(pair[1])
+        if retry is not None:
+            self._per_id.give_back(pair)
+            self.stats.throttled += 1
+            raise RateLimited("Too many wrong API keys from this address", headers={"Retry-After": str(retry)})
 
     async def _argon2_once(self, key_hash: str, digest: bytes, raw: str) -> bool:
         """Concurrent requests with the same key share one argon2 run."""
@@ -173,18 +207,26 @@ class KeyVerifier:
         if cached is not None and self._monotonic() - cached[0] < self._record_ttl:
             return cached[1]
         self.stats.record_loads += 1
-        record = await self._load_record(key_id)
-        self._records.put(key_id, (self._monotonic(), record))
+        token = self._loads.start(key_id)
+        try:
+            record = await self._load_record(key_id)
+        except BaseException:
+            self._loads.finish(key_id, token)
+            raise
+        if self._loads.finish(key_id, token):
+            self._records.put(key_id, (self._monotonic(), record))
         return record
 
     def refresh(self, record: KeyRecord) -> None:
         """Replace a cached record with a newer one from the change feed; keys not in use stay uncached."""
+        self._loads.invalidate(record.key_id)
         cached = self._records.get(record.key_id)
         if cached is not None and (cached[1] is None or cached[1].updated_at != record.updated_at):
             self._records.put(record.key_id, (self._monotonic(), record))
 
     def forget(self, key_id: str) -> None:
         """Drop everything cached for the key: the next request reloads it from the database."""
+        self._loads.invalidate(key_id)
         self._records.pop(key_id)
         self._verified.pop(key_id)
 

@@ -1,9 +1,12 @@
 """Change feeds: bring rows changed by other processes (CLI, other replicas) into this one.
 
 Every ``interval`` seconds one indexed query reads the rows whose ``updated_at`` lies
-within ``lookback`` of the newest change seen so far; the lookback absorbs transactions
-that commit a little after their timestamp and small clock differences between
-writers. Each row that differs from what the feed saw last is handed to its listeners.
+within ``lookback`` of the previous poll's time; the lookback absorbs transactions that
+commit a little after their timestamp. Writers stamp ``updated_at`` with the database's
+clock (``database_now``) and the poll's time is read from the same clock, never from a
+row: a row stamped in the future by a skewed writer cannot move the watermark past the
+database's "now" and hide later changes. Each row that differs from what the feed saw
+last is handed to its listeners.
 This works the same on SQLite and PostgreSQL, so a change made anywhere reaches this
 process within about ``interval`` seconds.
 """
@@ -20,7 +23,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now
 from auth.models import ApiKey
 from auth.records import KeyRecord
 
@@ -52,26 +55,28 @@ class ChangeFeed(Generic[R]):
         self._listeners = list(listeners)
         self._interval = interval
         self._lookback = lookback
-        self._newest_seen: datetime = utcnow()
+        self._polled_at: datetime | None = None
         self._seen: dict[Hashable, R] = {}
 
     async def poll_once(self) -> int:
         """Hands the changes since the last poll to the listeners; returns how many rows changed."""
         async with self._sessions() as session:
-            rows = (await session.execute(self._query(self._newest_seen - self._lookback))).scalars().all()
+            polled_at = await database_now(session)
+            since = (self._polled_at or polled_at) - self._lookback
+            rows = (await session.execute(self._query(since))).scalars().all()
+        self._polled_at = polled_at
         changed = 0
         for row in rows:
             item = self._convert(row)
             identity, updated_at = self._identity(item), self._updated_at(item)
             previous = self._seen.get(identity)
-            self._newest_seen = max(self._newest_seen, updated_at)
             if previous is not None and self._updated_at(previous) == updated_at:
                 continue
             self._seen[identity] = item
             changed += 1
             for listener in self._listeners:
                 await listener(item, previous)
-        horizon = self._newest_seen - self._lookback
+        horizon = polled_at - self._lookback
         self._seen = {key: item for key, item in self._seen.items() if self._updated_at(item) >= horizon}
         return changed
 

@@ -58,6 +58,7 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             await flusher.load()
+            state.drain.install()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
@@ -75,6 +76,7 @@ def create_app(
                 tasks.cancel_scope.cancel()
             await flusher.flush(final=True)
         finally:
+            state.drain.uninstall()
             if state.rate_limiter is not None:
                 await state.rate_limiter.backend.aclose()
             await state.engine.dispose()

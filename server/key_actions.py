@@ -16,7 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import store
 from auth.basic import BasicCredentials, InvalidCredentials
 from auth.errors import InvalidRequest, NotFound
-from auth.grants import Rights, check_grant, check_manageable, clean_scopes, inherit_allowed_tools
+from auth.grants import (
+    NotGrantable,
+    Rights,
+    check_grant,
+    check_manageable,
+    check_revocable,
+    check_still_manager,
+    clean_scopes,
+    inherit_allowed_tools,
+)
 from auth.lifecycle import UNSET, KeyChanges, rotate_api_key, update_api_key
 from auth.models import ApiKey, Organization, User
 from server.key_events import key_changed_here
@@ -25,13 +34,20 @@ from server.state import AppState
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts, with which rights, from where; ``own_keys_of`` limits them to keys they created."""
+    """Who acts, with which rights, from where; ``own_keys_of`` limits them to keys they created.
+
+    A key acting holds its raw scopes (``held_scopes``: only ``*`` revokes ``*``), may be one that a
+    rotation ``replaced`` (it then manages nothing but may retire itself), and is ``own_key_id``.
+    """
 
     name: str
     organization_id: str
     rights: Rights
     source: str | None
     own_keys_of: str | None = None
+    held_scopes: frozenset[str] = frozenset()
+    replaced: bool = False
+    own_key_id: str | None = None
 
     def may_see(self, key: ApiKey) -> bool:
         return self.own_keys_of is None or key.created_by == self.own_keys_of
@@ -44,7 +60,7 @@ def count_failed_sign_in(state: AppState, error: InvalidCredentials, *, source: 
 async def sign_in(state: AppState, credentials: BasicCredentials, *, source: str | None) -> User:
     """A user's email and password, with the per-email limits; failures go to the audit tally."""
     try:
-        return await state.passwords.authenticate(credentials)
+        return await state.passwords.authenticate(credentials, source=source)
     except InvalidCredentials as error:
         count_failed_sign_in(state, error, source=source)
         raise
@@ -91,8 +107,13 @@ async def create_key(
     scopes: Sequence[str],
     allowed_tools: Sequence[str] | None,
     expires_at: datetime | None,
+    every_tool_asked: bool = False,
 ) -> store.CreatedKey:
+    """``every_tool_asked``: the caller said "all tools" outright, rather than leaving tools unsaid."""
+    check_still_manager(actor.replaced)
     cleaned = clean_scopes(scopes)
+    if every_tool_asked:
+        check_grant(actor.rights, cleaned, None)
     tools = inherit_allowed_tools(actor.rights, allowed_tools)
     check_grant(actor.rights, cleaned, tools)
     async with state.sessions.begin() as session:
@@ -107,17 +128,23 @@ async def create_key(
             hasher=state.hasher,
             created_by=actor.name,
             source=actor.source,
+            max_active_keys=state.settings.max_active_keys_per_organization,
         )
 
 
-def _check_limit(field: str, value: int | None, ceiling: int) -> None:
+def _check_limit(field: str, value: int | None, ceiling: int, current: int | None) -> None:
+    """A key may only lower a limit (its own or one it manages); raising one is the operator's."""
     if value is not None and not 1 <= value <= ceiling:
         message = f"{field} must be between 1 and {ceiling} (the organization's limit)"
         raise InvalidRequest(message, details={field: message})
+    effective = ceiling if current is None else current
+    if value is None and current is not None or value is not None and value > effective:
+        raise NotGrantable(f"{field} can only be lowered with a key (now {effective}); the operator raises limits")
 
 
 async def change_key(state: AppState, actor: Actor, key_id: str, changes: KeyChanges) -> ApiKey:
     """Applies ``changes`` (UNSET fields stay); the actor must hold the key's rights and any new ones."""
+    check_still_manager(actor.replaced)
     async with state.sessions.begin() as session:
         key = await _visible_key(session, actor, key_id)
         check_manageable(actor.rights, key.scopes, key.allowed_tools)
@@ -131,9 +158,10 @@ async def change_key(state: AppState, actor: Actor, key_id: str, changes: KeyCha
         settings = state.settings
         if changes.rate_limit_per_second is not UNSET:
             ceiling = organization.rate_limit_per_second or settings.rate_limit_per_second
-            _check_limit("rateLimitPerSecond", changes.rate_limit_per_second, ceiling)
+            _check_limit("rateLimitPerSecond", changes.rate_limit_per_second, ceiling, key.rate_limit_per_second)
         if changes.daily_quota is not UNSET:
-            _check_limit("dailyQuota", changes.daily_quota, organization.daily_quota or settings.daily_quota)
+            ceiling = organization.daily_quota or settings.daily_quota
+            _check_limit("dailyQuota", changes.daily_quota, ceiling, key.daily_quota)
         key = await update_api_key(
             session, record=key, changes=changes, actor=actor.name, now=state.now(), source=actor.source
         )
@@ -145,6 +173,7 @@ async def rotate_key(
     state: AppState, actor: Actor, key_id: str, *, overlap: timedelta
 ) -> tuple[store.CreatedKey, ApiKey]:
     """The new key (secret shown once) and the old one, which now ends after ``overlap``."""
+    check_still_manager(actor.replaced)
     async with state.sessions.begin() as session:
         key = await _visible_key(session, actor, key_id)
         check_manageable(actor.rights, key.scopes, key.allowed_tools)
@@ -165,8 +194,11 @@ async def rotate_key(
 
 async def revoke_key(state: AppState, actor: Actor, key_id: str, *, terminate_streams: bool) -> tuple[ApiKey, int]:
     """The revoked key and how many of its open streams this process closed."""
+    if key_id != actor.own_key_id:  # a replaced key may still retire itself early
+        check_still_manager(actor.replaced)
     async with state.sessions.begin() as session:
-        await _visible_key(session, actor, key_id)
+        target = await _visible_key(session, actor, key_id)
+        check_revocable(actor.held_scopes, target.scopes)
         key = await store.revoke_api_key(
             session,
             key_id=key_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +16,8 @@ from pydantic_settings import (
 )
 
 from auth.hashing import Argon2Parameters
+
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
 def project_dir() -> Path:
@@ -100,11 +103,26 @@ class Settings(BaseSettings):
         default=0.25, gt=0, description="how often the server looks for keys changed by other processes"
     )
     failed_verification_limit: int = Field(
-        default=5, ge=1, description="wrong secrets per key id and window before argon2 is no longer run for it"
+        default=5,
+        ge=1,
+        description="wrong secrets per key id from one address and window before argon2 no longer runs for them",
+    )
+    failed_verification_source_limit: int = Field(
+        default=50, ge=1, description="failed key verifications per source address and window before it gets 429"
     )
     failed_verification_window_seconds: float = Field(
         default=60.0, gt=0, description="window of failed_verification_limit"
     )
+    shutdown_drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer"
+        " stops routing here first (set it above the balancer's health-check interval)",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="on shutdown, in-flight requests may finish for this long"
+    )
+    workers: int = Field(default=1, ge=1, description="server processes `capgate serve` runs (uvicorn workers)")
     log_level: str = Field(default="INFO", description="log level of the JSON request log")
     max_request_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="largest request body (Runtime API and MCP); larger bodies get 413"
@@ -162,6 +180,16 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
+    max_active_keys_per_organization: int = Field(
+        default=1_000, ge=1, description="active keys an organization may hold; creating one more over HTTP gets 409"
+    )
+    login_source_failure_limit: int = Field(
+        default=50, ge=1, description="failed sign-ins per source address and window before it gets 429"
+    )
+    login_max_pending_per_source: int = Field(
+        default=4, ge=1, description="sign-ins one source address may have waiting (they run one at a time)"
+    )
+    login_max_pending: int = Field(default=64, ge=1, description="sign-ins waiting or running in all; beyond: 429")
     admin_session_seconds: float = Field(
         default=28_800.0, gt=0, description="how long an admin console sign-in lasts before the user signs in again"
     )
@@ -188,7 +216,16 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_public_base_url(self) -> str:
-        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """CAPGATE_PUBLIC_BASE_URL, else the bound address; a wildcard bind (0.0.0.0, ::) is no
+        address a client can use, so this host's name stands in for it; IPv6 literals get brackets."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = self.host
+        if host in WILDCARD_HOSTS:
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def argon2_parameters(self) -> Argon2Parameters:

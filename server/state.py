@@ -18,6 +18,7 @@ from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
+from server.draining import Drain
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.worker import Runtime
 from server.settings import Settings
@@ -45,6 +46,7 @@ class AppState:
     last_used: LastUsedTracker
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
+    drain: Drain
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())

@@ -51,6 +51,7 @@ class UsageFlusher:
                 await write_daily_usage(session, daily)
                 await write_failures(session, failures)
         if backend is not None:
+            backend.mark_written(daily)
             backend.sweep(now)
 
     async def run(self) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.basic import PasswordAuthenticator
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now
 from auth.failures import AuthFailureAggregator
 from auth.hashing import SecretHasher
 from auth.models import ApiKey, Organization, User
@@ -21,6 +21,7 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
+from server.draining import Drain
 from server.key_events import key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
 from server.pepper import load_or_create_pepper
@@ -88,7 +89,9 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     async def save_rehashed(key_id: str, key_hash: str) -> None:
         async with sessions.begin() as session:
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key_id).values(key_hash=key_hash, updated_at=utcnow())
+                update(ApiKey)
+                .where(ApiKey.id == key_id)
+                .values(key_hash=key_hash, updated_at=await database_now(session))
             )
 
     verifier = KeyVerifier(
@@ -101,6 +104,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         cache_size=settings.key_cache_size,
         failure_limit=settings.failed_verification_limit,
         failure_window=settings.failed_verification_window_seconds,
+        source_failure_limit=settings.failed_verification_source_limit,
         now=lambda: from_timestamp(clock()),
     )
 
@@ -113,6 +117,9 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         hasher=hasher,
         failure_limit=settings.login_failure_limit,
         window=settings.login_failure_window_seconds,
+        source_failure_limit=settings.login_source_failure_limit,
+        max_pending_per_source=settings.login_max_pending_per_source,
+        max_pending=settings.login_max_pending,
         max_concurrency=settings.argon2_max_concurrency,
     )
     streams = StreamRegistry(
@@ -149,6 +156,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         last_used=LastUsedTracker(),
         failures=AuthFailureAggregator(),
         rate_limiter=build_rate_limiter(settings, sessions, clock),
+        drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
     )
 
 

@@ -17,7 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now
+from auth.loads import LoadGuard
 from auth.watcher import ChangeFeed, ChangeListener
 from tools.models import ToolSetting
 
@@ -32,7 +33,8 @@ async def disabled_tools(session: AsyncSession, *, organization_id: str) -> froz
 
 async def store_tool_enabled(session: AsyncSession, *, organization_id: str, tool_name: str, enabled: bool) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    values = {"organization_id": organization_id, "tool_name": tool_name, "enabled": enabled, "updated_at": utcnow()}
+    values = {"organization_id": organization_id, "tool_name": tool_name, "enabled": enabled}
+    values["updated_at"] = await database_now(session)
     statement = insert(ToolSetting).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=["organization_id", "tool_name"], set_={"enabled": enabled, "updated_at": values["updated_at"]}
@@ -45,22 +47,31 @@ class ToolSwitches:
         self._sessions = sessions
         self._ttl = ttl
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._loads: LoadGuard[str] = LoadGuard()
 
     async def disabled(self, organization_id: str) -> frozenset[str]:
         cached = self._cache.get(organization_id)
         now = time.monotonic()
         if cached and now - cached[0] < self._ttl:
             return cached[1]
-        async with self._sessions() as session:
-            names = await disabled_tools(session, organization_id=organization_id)
-        self._cache[organization_id] = (now, names)
+        token = self._loads.start(organization_id)
+        try:
+            async with self._sessions() as session:
+                names = await disabled_tools(session, organization_id=organization_id)
+        except BaseException:
+            self._loads.finish(organization_id, token)
+            raise
+        if self._loads.finish(organization_id, token):
+            self._cache[organization_id] = (now, names)
         return names
 
     def invalidate(self, organization_id: str | None = None) -> None:
         if organization_id is None:
             self._cache.clear()
+            self._loads.invalidate_all()
         else:
             self._cache.pop(organization_id, None)
+            self._loads.invalidate(organization_id)
 
     async def set_enabled(self, organization_id: str, tool_name: str, enabled: bool) -> None:
         async with self._sessions.begin() as session:

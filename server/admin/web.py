@@ -103,6 +103,7 @@ def actor_for(request: Request, user: SignedIn) -> Actor:
         rights=user.rights,
         source=source_of(request),
         own_keys_of=None if user.manages_organization else user.actor_name,
+        held_scopes=user.rights.scopes,
     )
 
 

@@ -156,14 +156,12 @@ def init() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: CAPGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: CAPGATE_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes (default: CAPGATE_WORKERS, 1).", min=1)] = None,
 ) -> None:
     """Migrate the database and serve the API and MCP endpoint."""
-    import uvicorn
+    from server.serving import run_server
 
-    from server.app import create_app
-    from server.logging_setup import configure_logging
-
-    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = Settings(**overrides)
     ensure_port_free(settings.host, settings.port)
 
@@ -175,16 +173,7 @@ def serve(
             await engine.dispose()
 
     asyncio.run(migrate())
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    run_server(settings)
 
 
 @db_app.command("upgrade")

@@ -16,6 +16,8 @@ async def healthz(_request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     state = app_state(request)
+    if state.drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     try:
         async with state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

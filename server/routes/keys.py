@@ -48,6 +48,9 @@ def actor_of(request: Request) -> Actor:
         organization_id=principal.organization_id,
         rights=Rights.of_key(principal.key_scopes, principal.allowed_tools),
         source=source_of(request),
+        held_scopes=frozenset(principal.key_scopes),
+        replaced=principal.replaced,
+        own_key_id=principal.key_id,
     )
 
 
@@ -60,6 +63,7 @@ async def create_key(state: AppState, request: Request, actor: Actor) -> JSONRes
         scopes=body.scopes,
         allowed_tools=body.allowed_tools,
         expires_at=resolve_expiry(body, state.now()),
+        every_tool_asked="allowed_tools" in body.model_fields_set and body.allowed_tools is None,
     )
     return JSONResponse({"key": created.secret, **public(state, created.record)}, status_code=201)
 
@@ -74,8 +78,13 @@ async def create_key_with_password(request: Request) -> JSONResponse:
         key_actions.count_failed_sign_in(state, error, source=source)
         raise
     user = await key_actions.sign_in(state, credentials, source=source)
+    rights = Rights.of_role(user.role)
     actor = Actor(
-        name=f"user:{user.email}", organization_id=user.organization_id, rights=Rights.of_role(user.role), source=source
+        name=f"user:{user.email}",
+        organization_id=user.organization_id,
+        rights=rights,
+        source=source,
+        held_scopes=rights.scopes,
     )
     return await create_key(state, request, actor)
 

@@ -58,8 +58,8 @@ def speaks_jsonrpc(path: str) -> bool:
 
 
 def counts_toward_rate_limit(path: str) -> bool:
-    """Runtime and MCP routes count; key management, the audit log and public routes do not (DESIGN §5)."""
-    if path == "/capabilities" or path.startswith("/api/runtime/"):
+    """Runtime, MCP and key-management routes count; the audit log and public routes do not (DESIGN §5)."""
+    if path == "/capabilities" or path.startswith(("/api/runtime/", "/api/keys")):
         return True
     return any(path == p or path.startswith(p + "/") for p in MCP_PATHS)
 

@@ -198,3 +198,54 @@ async def test_outdated_hash_parameters_are_rehashed_on_success(store: Store, ha
     await verifier.verify(key.raw)
     assert not hasher.needs_rehash(saved[key.key_id])
     assert hasher.verify(saved[key.key_id], key.raw)
+
+
+async def test_a_load_racing_a_revocation_does_not_put_the_old_record_back(verifier: KeyVerifier, store: Store) -> None:
+    """Issue 18 item 1: a cold load that read the row before the revocation committed finishes after
+    forget(); the next request must still see the revocation, not the old record for the cache TTL."""
+    key = store.add()
+    key_id = key[8:20]
+    old = store.records[key_id]
+    load_started, release_load = asyncio.Event(), asyncio.Event()
+
+    async def slow_load(requested: str) -> KeyRecord | None:
+        seen = store.records.get(requested)  # read before the revocation commits ...
+        load_started.set()
+        await release_load.wait()  # ... and come back after it did
+        return seen
+
+    verifier._load_record = slow_load
+    in_flight = asyncio.create_task(verifier.verify(key))
+    await load_started.wait()
+    store.records[key_id] = replace(old, revoked_at=utcnow(), updated_at=utcnow() + timedelta(seconds=1))
+    verifier.forget(key_id)  # what the revoking request does after its commit
+    release_load.set()
+    await in_flight  # began before the revocation: may still pass
+    verifier._load_record = store.load
+    with pytest.raises(RevokedApiKey):
+        await verifier.verify(key)
+
+
+async def test_a_load_racing_a_feed_refresh_keeps_the_newer_record(verifier: KeyVerifier, store: Store) -> None:
+    key = store.add()
+    key_id = key[8:20]
+    old = store.records[key_id]
+    load_started, release_load = asyncio.Event(), asyncio.Event()
+
+    async def slow_load(requested: str) -> KeyRecord | None:
+        seen = store.records.get(requested)
+        load_started.set()
+        await release_load.wait()
+        return seen
+
+    verifier._load_record = slow_load
+    in_flight = asyncio.create_task(verifier.verify(key))
+    await load_started.wait()
+    revoked = replace(old, revoked_at=utcnow(), updated_at=utcnow() + timedelta(seconds=1))
+    store.records[key_id] = revoked
+    verifier.refresh(revoked)  # the change feed saw another process revoke it
+    release_load.set()
+    await in_flight
+    verifier._load_record = store.load
+    with pytest.raises(RevokedApiKey):
+        await verifier.verify(key)

@@ -73,3 +73,14 @@ def test_bad_input_gets_a_one_line_error(cli_env: None) -> None:
     run("keys", "revoke", key["id"])
     result = run("keys", "rotate", key["id"])
     assert result.exit_code == 1 and "A revoked key cannot be rotated" in result.output
+
+
+def test_a_revoked_key_cannot_be_updated_from_the_cli(cli_env: None) -> None:
+    """Issue 18 item 11: `capgate keys update` on a revoked key wrote a misleading key.updated row."""
+    run_json("orgs", "create", "acme")
+    key = run_json("keys", "create", "--org", "acme", "--name", "agent")
+    assert run("keys", "revoke", key["id"]).exit_code == 0
+    result = run("keys", "update", key["id"], "--name", "renamed")
+    assert result.exit_code != 0
+    assert "A revoked key cannot be changed" in result.output
+    assert "key.updated" not in run("audit", "--action", "key.updated").output

@@ -74,7 +74,9 @@ async def world(tmp_path: Path, database_url: str) -> AsyncIterator[ConsoleWorld
     """The app on SQLite and, in a second run, on PostgreSQL, with a clock the test moves."""
     await migrate(database_url)
     clock = FakeClock()
-    app = create_app(make_settings(tmp_path, database_url, login_failure_limit=3), clock=clock)
+    app = create_app(
+        make_settings(tmp_path, database_url, login_failure_limit=3, login_source_failure_limit=5), clock=clock
+    )
     async with LifespanManager(app):
         state = app.state.capgate
         transport = httpx.ASGITransport(app=app)

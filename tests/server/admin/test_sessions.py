@@ -108,3 +108,13 @@ async def test_over_https_the_session_cookie_is_secure(world: ConsoleWorld) -> N
     response = await console.sign_in(owner.email)
     cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("capgate_admin="))
     assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+async def test_failed_sign_ins_are_also_limited_per_source_address(world: ConsoleWorld) -> None:
+    _, (owner,) = await world.organization_with("owner")
+    console = world.console()
+    for index in range(5):
+        response = await console.sign_in(f"nobody-{index}@example.com", "wrong password!!")
+        assert response.status_code == 401
+    limited = await console.sign_in(owner.email, DEFAULT_PASSWORD)
+    assert limited.status_code == 429 and "Too many failed sign-ins from this address" in limited.text
