@@ -1,6 +1,10 @@
 """The tools page: the organization's tools, switched on and off through the same tool switches as the CLI.
 
-Connected accounts (integrations) get their section here once ``server/integrations`` lands.
+Seam for connected accounts (``server/integrations``, not on main yet): a section in the ``accounts`` block
+of tools.html listing the organization's accounts (label, integration, health), a connect form whose secret
+field is never filled back in, "test connection" and "disable" buttons — each posting to a handler here that
+calls the same account functions as the HTTP integrations API (extract them from its route handlers first, as
+``server.key_actions`` was for keys). The tools table then lists the organization's integration tools too.
 """
 
 from __future__ import annotations
