@@ -272,6 +272,8 @@ PAGES = ["keys", "keys/new", "usage", "audit", "tools", "connect"]
 
 async def check_pages(browser: Browser, url: str, email: str, *, width: int, suffix: str) -> dict[str, list[str]]:
     _, page = await new_page(browser, url, viewport={"width": width, "height": 900})
+    console_errors: list[str] = []
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
     await page.goto("/admin/sign-in")
     await screenshot(page, f"sign-in{suffix}")
     problems = {"sign-in": await accessibility_problems(page)}
@@ -282,6 +284,8 @@ async def check_pages(browser: Browser, url: str, email: str, *, width: int, suf
         problems[path] = await accessibility_problems(page)
         if await overflows_horizontally(page):
             problems[path].append(f"page wider than a {width} px screen")
+    # The CSP blocks inline script and style; a page relying on either would log a violation here.
+    problems["console"] = console_errors
     return {path: found for path, found in problems.items() if found}
 
 
