@@ -1,8 +1,12 @@
 """The audit page: key lifecycle events (and sign-ins, refusal tallies), filterable and paged, newest first.
 
-The page is a set of tabs, each a table with its own filters; ``AUDIT_VIEWS`` names them. Authorization
-decision records get their own tab once the observability work stores them: add a view here and a
-table template, the layout and paging stay as they are.
+The page is a set of tabs, each a table with its own filters; ``AUDIT_VIEWS`` names them. Seam for the
+authorization decision records (observability work, branch wt-observe, not on main yet): add
+``("decisions", "Authorization decisions")`` to ``AUDIT_VIEWS`` and, for ``view=decisions``, read
+``server.observability.queries.list_decisions(session, organization_id=..., limit=PAGE_SIZE + 1, key_id=...,
+outcome=..., before_id=...)`` — the same newest-first, ``before``-cursor paging as here — into a table
+template; members need a ``key_ids`` filter there, as ``list_audit_events`` has. The usage page's
+"refused requests by reason" can then count denied decisions instead of the auth-failure tallies.
 """
 
 from __future__ import annotations
