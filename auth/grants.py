@@ -6,18 +6,27 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from auth.errors import CapgateError, InvalidRequest
-from auth.scopes import KEYS_MANAGE, RUNTIME, RUNTIME_READ, WILDCARD, UnknownScope, normalise_scopes
+from auth.scopes import (
+    INTEGRATIONS_MANAGE,
+    KEYS_MANAGE,
+    RUNTIME,
+    RUNTIME_READ,
+    WILDCARD,
+    UnknownScope,
+    normalise_scopes,
+)
 
 _ROLE_SCOPES: dict[str, frozenset[str]] = {
     "member": frozenset({RUNTIME, RUNTIME_READ}),
-    "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
-    "owner": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+    "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
+    "owner": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
 }
 _KEY_SCOPE_GRANTS: dict[str, frozenset[str]] = {
     RUNTIME: frozenset({RUNTIME, RUNTIME_READ}),
     RUNTIME_READ: frozenset({RUNTIME_READ}),
     KEYS_MANAGE: frozenset({KEYS_MANAGE}),
-    WILDCARD: frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+    INTEGRATIONS_MANAGE: frozenset({INTEGRATIONS_MANAGE}),
+    WILDCARD: frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
 }
 
 

@@ -7,13 +7,15 @@ from collections.abc import Collection, Iterable
 RUNTIME = "runtime"
 RUNTIME_READ = "runtime:read"
 KEYS_MANAGE = "keys:manage"
+INTEGRATIONS_MANAGE = "integrations:manage"
 WILDCARD = "*"
 
-KNOWN_SCOPES: tuple[str, ...] = (RUNTIME, RUNTIME_READ, KEYS_MANAGE, WILDCARD)
+KNOWN_SCOPES: tuple[str, ...] = (RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE, WILDCARD)
 # A key with any of these may use the route that requires the key of the mapping.
 _SATISFIED_BY: dict[str, frozenset[str]] = {
     RUNTIME: frozenset({RUNTIME, RUNTIME_READ, WILDCARD}),
     KEYS_MANAGE: frozenset({KEYS_MANAGE, WILDCARD}),
+    INTEGRATIONS_MANAGE: frozenset({INTEGRATIONS_MANAGE, WILDCARD}),
 }
 
 

@@ -62,6 +62,10 @@ def create_app(
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
+                tasks.start_soon(state.integrations.pool.run)
+                tasks.start_soon(state.integrations.run)
+                for feed in state.integration_feeds:
+                    tasks.start_soon(feed.run)
                 tasks.start_soon(flusher.run)
                 tasks.start_soon(
                     functools.partial(

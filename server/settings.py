@@ -180,6 +180,35 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="data key(s) sealing connected-account credentials: base64 of 32 bytes, or `id:base64` entries"
+        " separated by commas (first = current); default: generated once into data_dir/secret-keys",
+    )
+    integration_cache_seconds: float = Field(
+        default=2.0, ge=0, description="how long an organization's integrations and accounts are cached per process"
+    )
+    integration_tools_refresh_seconds: float = Field(
+        default=300.0, gt=0, description="an upstream's tool listing older than this is refreshed in the background"
+    )
+    upstream_idle_seconds: float = Field(
+        default=300.0, gt=0, description="an upstream connection (or stdio process) unused this long is closed"
+    )
+    upstream_failure_threshold: int = Field(
+        default=3, ge=1, description="consecutive upstream failures that open an account's circuit breaker"
+    )
+    upstream_cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="how long an open circuit breaker fails calls fast before one is let through"
+    )
+    upstream_backoff_seconds: float = Field(
+        default=0.2, ge=0, description="first reconnect delay after an upstream failure; doubles per further failure"
+    )
+    max_stdio_upstreams: int = Field(
+        default=20,
+        ge=1,
+        description="stdio upstream processes running at once (the least recently used idle one"
+        " is stopped to make room)",
+    )
     max_active_keys_per_organization: int = Field(
         default=1_000, ge=1, description="active keys an organization may hold; creating one more over HTTP gets 409"
     )

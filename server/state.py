@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
 from server.draining import Drain
+from server.integrations.catalog import IntegrationCatalog
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.worker import Runtime
 from server.settings import Settings
@@ -46,6 +48,8 @@ class AppState:
     last_used: LastUsedTracker
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
+    integrations: IntegrationCatalog
+    integration_feeds: list[ChangeFeed[Any]]
     drain: Drain
 
     def now(self) -> datetime:

@@ -22,6 +22,7 @@ from auth.verifier import KeyVerifier
 from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.draining import Drain
+from server.integrations.wiring import build_catalog, integration_feeds
 from server.key_events import key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
 from server.pepper import load_or_create_pepper
@@ -133,6 +134,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     tool_watcher = tool_setting_feed(
         sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
     )
+    integrations = build_catalog(settings, sessions, on_change=mcp_sessions.notify_organization, clock=clock)
     return AppState(
         settings=settings,
         engine=engine,
@@ -156,6 +158,8 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         last_used=LastUsedTracker(),
         failures=AuthFailureAggregator(),
         rate_limiter=build_rate_limiter(settings, sessions, clock),
+        integrations=integrations,
+        integration_feeds=list(integration_feeds(sessions, integrations, interval=settings.key_change_poll_seconds)),
         drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
     )
 

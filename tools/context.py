@@ -30,6 +30,7 @@ class ToolContext:
     execution_id: str
     db: OrganizationDatabase
     _emit: Emit = field(repr=False)
+    connected_account_id: str | None = None
 
     async def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Reports progress: persisted as a `progress` event and forwarded to MCP progress notifications."""

@@ -4,16 +4,39 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from auth.principal import Principal
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAccount:
+    """A connected account a tool is available on (Copia's ``accounts[]`` entry)."""
+
+    connected_account_id: str
+    integration_id: str
+    backend: str
+
+    def public(self) -> dict[str, str]:
+        return {
+            "connectedAccountId": self.connected_account_id,
+            "integrationId": self.integration_id,
+            "backend": self.backend,
+        }
+
+
+class PassThroughInput(BaseModel):
+    """The input of a tool whose schema belongs to someone else (an upstream): any object, checked there."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +50,22 @@ class Tool:
     idempotent: bool = False
     destructive: bool = False
     scope: str = "runtime"
-    accounts: tuple[str, ...] = field(default=())
+    accounts: tuple[ToolAccount, ...] = field(default=())
+    schema_json: str | None = None
+    """The input schema as JSON, for tools whose schema is not a pydantic model (upstream tools)."""
 
     @property
     def parameters(self) -> dict[str, Any]:
         """The input's JSON Schema, built once per model (listing tools runs on every request); do not mutate."""
+        if self.schema_json is not None:
+            return _parsed_schema(self.schema_json)
         return _json_schema(self.input_model)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_schema(schema_json: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(schema_json)
+    return parsed
 
 
 @functools.cache

@@ -42,11 +42,17 @@ orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of an organization.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tools_app = typer.Typer(help="Tools, and which an organization has enabled.", no_args_is_help=True)
+integrations_app = typer.Typer(help="Upstream MCP servers an organization uses.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Connected accounts: one credential each for an integration.", no_args_is_help=True)
+secrets_app = typer.Typer(help="The data keys that seal stored credentials.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tools_app, name="tools")
+app.add_typer(integrations_app, name="integrations")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(secrets_app, name="secrets")
 app.command("config")(config)
 
 out = Console(highlight=False, soft_wrap=True, width=shutil.get_terminal_size((160, 24)).columns)
@@ -373,5 +379,6 @@ def _database_url_for_message() -> str | None:
 
 
 # Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.
+import server.cli.integrations  # noqa: E402, F401
 import server.cli.lifecycle  # noqa: E402, F401
 import server.cli.tools  # noqa: E402, F401

@@ -44,11 +44,13 @@ def tools_list(org: Annotated[str, typer.Option(help="Organization id or name.")
 
 
 def _switch_tool(name: str, org: str, enabled: bool) -> None:
+    from server.integrations.accounts import integration_tool_names
     from tools.switches import store_tool_enabled
 
     async def operation(session: AsyncSession, settings: Settings) -> str:
         organization = await store.get_organization(session, ref=org)
         known = {row["name"] for row in tool_rows(frozenset(), settings)}
+        known |= await integration_tool_names(session, organization_id=organization.id)
         if name not in known:
             raise fail(f"unknown tool {name!r} (installed: {', '.join(sorted(known))})")
         await store_tool_enabled(session, organization_id=organization.id, tool_name=name, enabled=enabled)

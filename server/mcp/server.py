@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
+from server.integrations.tools import AccountRequired, mcp_input_schema
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
@@ -51,7 +52,7 @@ def mcp_tool(tool: Tool) -> types.Tool:
     return types.Tool(
         name=tool.name,
         description=tool.description,
-        input_schema=tool.parameters,
+        input_schema=mcp_input_schema(tool),
         annotations=types.ToolAnnotations(
             read_only_hint=tool.read_only,
             idempotent_hint=tool.idempotent,
@@ -63,6 +64,12 @@ def mcp_tool(tool: Tool) -> types.Tool:
 
 def error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def account_required_message(error: AccountRequired) -> str:
+    accounts = (error.details or {}).get("availableAccounts", [])
+    ids = ", ".join(account["connectedAccountId"] for account in accounts)
+    return f"{error.message}. Pass connectedAccountId, one of: {ids}"
 
 
 def invalid_input_message(error: InvalidRequest) -> str:
@@ -153,6 +160,8 @@ def build_mcp_server(state: AppState) -> Server[Any]:
             return error_result(f"Unknown tool: {params.name}")
         except InvalidRequest as error:
             return error_result(invalid_input_message(error))
+        except AccountRequired as error:
+            return error_result(account_required_message(error))
         except CapgateError as error:
             return error_result(error.message)
         meta = {

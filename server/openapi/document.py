@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from server.openapi.integrations import SCHEMAS as INTEGRATION_SCHEMAS
+from server.openapi.integrations import integration_paths
 from server.openapi.keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
 from server.openapi.keys import SCHEMAS as KEY_SCHEMAS
 from server.openapi.schemas import SCHEMAS
@@ -172,6 +174,7 @@ def build_document() -> dict[str, Any]:
                 )
             },
             **key_paths(),
+            **integration_paths(),
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": _json(STATUS_SCHEMA, "up")}}},
             "/readyz": {
                 "get": {
@@ -181,7 +184,7 @@ def build_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {**SCHEMAS, **KEY_SCHEMAS},
+            "schemas": {**SCHEMAS, **KEY_SCHEMAS, **INTEGRATION_SCHEMAS},
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -12,6 +12,7 @@ from server.routes.audit import list_audit
 from server.routes.capabilities import capabilities
 from server.routes.executions import execution_events, get_execution
 from server.routes.health import healthz, readyz
+from server.routes.integrations import integration_routes
 from server.routes.keys import (
     create_key_with_key,
     create_key_with_password,
@@ -92,4 +93,5 @@ def api_routes(mcp_endpoint: ASGIApp) -> list[BaseRoute]:
         scoped_route("/api/keys/{key_id}", revoke_key, scope=KEYS_MANAGE, methods=["DELETE"]),
         scoped_route("/api/keys/{key_id}/rotate", rotate_key, scope=KEYS_MANAGE, methods=["POST"]),
         scoped_route("/api/audit", list_audit, scope=KEYS_MANAGE),
+        *integration_routes(),
     ]

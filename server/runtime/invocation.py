@@ -21,6 +21,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from auth.errors import InvalidRequest, NotFound
 from auth.principal import Principal
+from server.integrations.tools import ACCOUNT_FIELD, choose_account
 from server.runtime import store as runtime_store
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
@@ -48,12 +49,21 @@ class InvocationResult:
 
 async def visible_tools(state: AppState, principal: Principal) -> list[Tool]:
     disabled = await state.runtime.switches.disabled(principal.organization_id)
-    return [tool for tool in state.tools.visible_to(principal) if tool.name not in disabled]
+    tools = state.tools.visible_to(principal)
+    upstream = await state.integrations.tools(principal.organization_id)
+    if upstream:
+        granted = (
+            tool for tool in upstream.values() if tool.name not in state.tools and state.tools.grants(principal, tool)
+        )
+        tools = [*tools, *granted]
+    return [tool for tool in tools if tool.name not in disabled]
 
 
 async def find_tool(state: AppState, principal: Principal, tool_name: str) -> Tool:
     """The tool, or NotFound — the same answer for a tool that does not exist and one the key may not see."""
     tool = state.tools.get(tool_name)
+    if tool is None:
+        tool = (await state.integrations.tools(principal.organization_id)).get(tool_name)
     if tool is None or not state.tools.grants(principal, tool):
         raise NotFound(f"Unknown tool: {tool_name}")
     if tool_name in await state.runtime.switches.disabled(principal.organization_id):
@@ -133,6 +143,11 @@ async def invoke_tool(
     on_progress: ProgressCallback | None = None,
 ) -> InvocationResult:
     tool = await find_tool(state, principal, tool_name)
+    if tool.accounts:
+        if connected_account_id is None and isinstance(arguments.get(ACCOUNT_FIELD), str):
+            connected_account_id = arguments[ACCOUNT_FIELD]  # over MCP the account is an argument
+        arguments = {name: value for name, value in arguments.items() if name != ACCOUNT_FIELD}
+        connected_account_id = choose_account(tool, connected_account_id)
     args = validate_input(tool, arguments)
     organization_id = principal.organization_id
     if session_id is not None and idempotency_key is None:
@@ -177,6 +192,7 @@ async def invoke_tool(
         execution_id=recorder.execution_id,
         db=OrganizationDatabase(organization_id, state.sessions),
         _emit=recorder.emit,
+        connected_account_id=connected_account_id,
     )
     try:
         async with anyio.create_task_group() as tasks:

@@ -1,7 +1,7 @@
 """admin console sessions; executions index for the console's usage charts
 
-Revision ID: 0007_admin_sessions
-Revises: 0006_memory_word_index
+Revision ID: 0008_admin_sessions
+Revises: 0007_integrations
 Create Date: 2026-12-01 13:44:48.301849
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import auth.dbtypes
 
-revision: str = "0007_admin_sessions"
-down_revision: str | None = "0006_memory_word_index"
+revision: str = "0008_admin_sessions"
+down_revision: str | None = "0007_integrations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
