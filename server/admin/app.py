@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from auth.errors import CapgateError
 from server.admin.connect import connect_page
+from server.admin.pages_accounts import connect_account, switch_account, test_account
 from server.admin.pages_audit import audit_page
 from server.admin.pages_keys import key_create, key_detail, key_new, key_revoke, key_rotate, key_update, keys_list
 from server.admin.pages_session import home, sign_in, sign_in_form, sign_out
@@ -62,6 +63,9 @@ def admin_routes() -> list[Route | Mount]:
         Route("/audit", audit_page),
         Route("/tools", tools_page),
         Route("/tools/{tool_name}", switch_tool, methods=["POST"]),
+        Route("/accounts", connect_account, methods=["POST"]),
+        Route("/accounts/{account_id}/test", test_account, methods=["POST"]),
+        Route("/accounts/{account_id}/status", switch_account, methods=["POST"]),
         Route("/connect", connect_page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

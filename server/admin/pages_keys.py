@@ -18,6 +18,7 @@ from auth.store import CreatedKey
 from server import key_actions
 from server.admin import key_forms
 from server.admin.connect import key_snippets
+from server.admin.pages_tools import organization_tools
 from server.admin.sessions import SignedIn
 from server.admin.web import Form, FormRejected, actor_for, checked_form, render, signed_in
 from server.state import AppState, app_state
@@ -35,7 +36,7 @@ def key_row(state: AppState, key: ApiKey) -> dict[str, Any]:
 
 async def _choices(state: AppState, user: SignedIn) -> list[key_forms.ToolChoice]:
     disabled = await state.runtime.switches.disabled(user.organization_id)
-    return key_forms.tool_choices(state.tools.all(), disabled)
+    return key_forms.tool_choices(await organization_tools(state, user.organization_id), disabled)
 
 
 def _form_context(user: SignedIn, choices: list[key_forms.ToolChoice]) -> dict[str, Any]:
