@@ -207,5 +207,5 @@ async def revoke_key(state: AppState, actor: Actor, key_id: str, *, terminate_st
             source=actor.source,
             terminate_streams=terminate_streams,
         )
-    terminated = await key_changed_here(state, key.id, terminate_streams=terminate_streams)
+    terminated = await key_changed_here(state, key.id, terminate_streams=terminate_streams, revoked_at=key.updated_at)
     return key, terminated

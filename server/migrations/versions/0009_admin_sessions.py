@@ -1,7 +1,7 @@
 """admin console sessions; executions index for the console's usage charts
 
-Revision ID: 0008_admin_sessions
-Revises: 0007_integrations
+Revision ID: 0009_admin_sessions
+Revises: 0008_authz_decisions
 Create Date: 2026-12-01 13:44:48.301849
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import auth.dbtypes
 
-revision: str = "0008_admin_sessions"
-down_revision: str | None = "0007_integrations"
+revision: str = "0009_admin_sessions"
+down_revision: str | None = "0008_authz_decisions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
