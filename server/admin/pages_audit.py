@@ -1,12 +1,5 @@
-"""The audit page: key lifecycle events (and sign-ins, refusal tallies), filterable and paged, newest first.
-
-The page is a set of tabs, each a table with its own filters; ``AUDIT_VIEWS`` names them. Seam for the
-authorization decision records (observability work, branch wt-observe, not on main yet): add
-``("decisions", "Authorization decisions")`` to ``AUDIT_VIEWS`` and, for ``view=decisions``, read
-``server.observability.queries.list_decisions(session, organization_id=..., limit=PAGE_SIZE + 1, key_id=...,
-outcome=..., before_id=...)`` — the same newest-first, ``before``-cursor paging as here — into a table
-template; members need a ``key_ids`` filter there, as ``list_audit_events`` has. The usage page's
-"refused requests by reason" can then count denied decisions instead of the auth-failure tallies.
+"""The audit page: key lifecycle events (and sign-ins, refusal tallies) and authorization decisions,
+each a tab with its own filters, newest first, paged by a ``before`` cursor.
 """
 
 from __future__ import annotations
@@ -17,6 +10,7 @@ from starlette.responses import Response
 from auth.audit import list_audit_events
 from server import key_actions
 from server.admin.web import actor_for, render, signed_in
+from server.observability.queries import list_decisions
 from server.state import app_state
 
 PAGE_SIZE = 50
@@ -29,10 +23,18 @@ ACTIONS = [
     ("auth.failed", "refused requests"),
     ("console.signed_in", "console sign-in"),
 ]
-AUDIT_VIEWS = [("events", "Key events")]
+AUDIT_VIEWS = [("events", "Key events"), ("decisions", "Authorization decisions")]
+OUTCOMES = [("allowed", "allowed"), ("refused", "refused")]
+
+
+def _before(request: Request) -> int | None:
+    before = request.query_params.get("before", "")
+    return int(before) if before.isdigit() else None
 
 
 async def audit_page(request: Request) -> Response:
+    if request.query_params.get("view") == "decisions":
+        return await decisions_page(request)
     user = await signed_in(request)
     state = app_state(request)
     actor = actor_for(request, user)
@@ -41,8 +43,7 @@ async def audit_page(request: Request) -> Response:
     if action not in {name for name, _ in ACTIONS}:
         action = None
     key_id = (params.get("key") or "").strip() or None
-    before = params.get("before", "")
-    before_id = int(before) if before.isdigit() else None
+    before_id = _before(request)
     key_ids = None
     if actor.own_keys_of is not None:
         key_ids = [key.id for key in await key_actions.list_keys(state, actor)]
@@ -68,3 +69,41 @@ async def audit_page(request: Request) -> Response:
         "active": "audit",
     }
     return render(request, "audit.html", context, user=user)
+
+
+async def decisions_page(request: Request) -> Response:
+    """A member sees the decisions about one of their own keys at a time; owners and admins, all."""
+    user = await signed_in(request)
+    state = app_state(request)
+    actor = actor_for(request, user)
+    key_id = (request.query_params.get("key") or "").strip() or None
+    outcome = request.query_params.get("outcome") or None
+    if outcome not in {name for name, _ in OUTCOMES}:
+        outcome = None
+    if key_id is not None:
+        await key_actions.load_key(state, actor, key_id)  # 404 for a key the user may not see
+    decisions = []
+    before_id = _before(request)
+    if key_id is not None or actor.own_keys_of is None:
+        async with state.sessions() as session:
+            decisions = await list_decisions(
+                session,
+                organization_id=user.organization_id,
+                limit=PAGE_SIZE + 1,
+                key_id=key_id,
+                outcome=outcome,
+                before_id=before_id,
+            )
+    older = decisions[PAGE_SIZE - 1].id if len(decisions) > PAGE_SIZE else None
+    context = {
+        "decisions": decisions[:PAGE_SIZE],
+        "actions": OUTCOMES,
+        "views": AUDIT_VIEWS,
+        "view": "decisions",
+        "filters": {"action": outcome or "", "key": key_id or ""},
+        "older": older,
+        "paged": before_id is not None,
+        "needs_key": key_id is None and actor.own_keys_of is not None,
+        "active": "audit",
+    }
+    return render(request, "audit_decisions.html", context, user=user)

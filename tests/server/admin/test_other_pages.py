@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
+import anyio
+
+from tests.deadlines import EVENTUALLY
 from tests.helpers import key_id_of
 from tests.server.admin.conftest import ConsoleWorld
 
@@ -92,3 +96,20 @@ async def test_connect_page_fills_in_this_servers_url_and_no_key(world: ConsoleW
     page = (await console.http.get("/admin/connect")).text
     assert "http://capgate.test/mcp" in page and "Claude Code" in page and "Cursor" in page
     assert not re.search(r"cg_(live|test)_[A-Za-z0-9]{50}", page)
+
+
+async def test_the_decisions_tab_lists_a_refusal_with_its_rule(world: ConsoleWorld) -> None:
+    organization, (owner, member) = await world.organization_with("owner", "member")
+    secret = await world.keys.key(organization, scopes=["runtime"])
+    refused = await world.app_http.get("/api/keys", headers={"x-api-key": secret})
+    assert refused.status_code == 403
+    console = await world.signed_in(owner)
+    path = f"/admin/audit?view=decisions&outcome=refused&key={key_id_of(secret)}"
+    deadline = time.monotonic() + EVENTUALLY
+    while "insufficient_scope" not in (page := (await console.http.get(path)).text):
+        assert time.monotonic() < deadline, "the refusal never reached the decisions tab"
+        await anyio.sleep(0.1)
+    assert "<td>refused</td>" in page
+    member_console = await world.signed_in(member)
+    assert "Enter the id of one of your keys" in (await member_console.http.get("/admin/audit?view=decisions")).text
+    assert (await member_console.http.get(path)).status_code == 404  # not their key
