@@ -267,7 +267,7 @@ async def test_a_session_of_one_organization_gets_404_on_another_organizations_k
         assert (await globex.request.post(f"/admin/keys/{acme_key}/revoke", form={"csrf": csrf})).status == 404
 
 
-PAGES = ["keys", "keys/new", "usage", "audit", "tools", "connect"]
+PAGES = ["keys", "keys/new", "usage", "audit", "audit?view=decisions", "tools", "connect"]
 
 
 async def check_pages(browser: Browser, url: str, email: str, *, width: int, suffix: str) -> dict[str, list[str]]:
@@ -280,7 +280,7 @@ async def check_pages(browser: Browser, url: str, email: str, *, width: int, suf
     await sign_in(page, email)
     for path in PAGES:
         await page.goto(f"/admin/{path}")
-        await screenshot(page, path.replace("/", "-") + suffix)
+        await screenshot(page, path.replace("/", "-").replace("?view=", "-") + suffix)
         problems[path] = await accessibility_problems(page)
         if await overflows_horizontally(page):
             problems[path].append(f"page wider than a {width} px screen")
