@@ -4,6 +4,9 @@ each a tab with its own filters, newest first, paged by a ``before`` cursor.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,6 +28,27 @@ ACTIONS = [
 ]
 AUDIT_VIEWS = [("events", "Key events"), ("decisions", "Authorization decisions")]
 OUTCOMES = [("allowed", "allowed"), ("refused", "refused")]
+
+
+def tab(
+    view: str,
+    rows: Sequence[Any],
+    choices: list[tuple[str, str]],
+    chosen: str | None,
+    key_id: str | None,
+    before_id: int | None,
+) -> dict[str, Any]:
+    """One page of a tab's rows (newest first; one row more than a page was read) and its filters."""
+    return {
+        view: rows[:PAGE_SIZE],
+        "older": rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None,
+        "paged": before_id is not None,
+        "actions": choices,
+        "views": AUDIT_VIEWS,
+        "view": view,
+        "filters": {"action": chosen or "", "key": key_id or ""},
+        "active": "audit",
+    }
 
 
 def _before(request: Request) -> int | None:
@@ -57,17 +81,7 @@ async def audit_page(request: Request) -> Response:
             key_ids=key_ids,
             before_id=before_id,
         )
-    older = events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None
-    context = {
-        "events": events[:PAGE_SIZE],
-        "actions": ACTIONS,
-        "views": AUDIT_VIEWS,
-        "view": "events",
-        "filters": {"action": action or "", "key": key_id or ""},
-        "older": older,
-        "paged": before_id is not None,
-        "active": "audit",
-    }
+    context = tab("events", events, ACTIONS, action, key_id, before_id)
     return render(request, "audit.html", context, user=user)
 
 
@@ -82,7 +96,7 @@ async def decisions_page(request: Request) -> Response:
         outcome = None
     if key_id is not None:
         await key_actions.load_key(state, actor, key_id)  # 404 for a key the user may not see
-    decisions = []
+    decisions: list[Any] = []
     before_id = _before(request)
     if key_id is not None or actor.own_keys_of is None:
         async with state.sessions() as session:
@@ -94,16 +108,6 @@ async def decisions_page(request: Request) -> Response:
                 outcome=outcome,
                 before_id=before_id,
             )
-    older = decisions[PAGE_SIZE - 1].id if len(decisions) > PAGE_SIZE else None
-    context = {
-        "decisions": decisions[:PAGE_SIZE],
-        "actions": OUTCOMES,
-        "views": AUDIT_VIEWS,
-        "view": "decisions",
-        "filters": {"action": outcome or "", "key": key_id or ""},
-        "older": older,
-        "paged": before_id is not None,
-        "needs_key": key_id is None and actor.own_keys_of is not None,
-        "active": "audit",
-    }
+    context = tab("decisions", decisions, OUTCOMES, outcome, key_id, before_id)
+    context["needs_key"] = key_id is None and actor.own_keys_of is not None
     return render(request, "audit_decisions.html", context, user=user)
