@@ -10,7 +10,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("capabilities", "verification", "ratelimit", "runtime_invoke", "mcp_calls", "integrations")
+BENCHMARKS = (
+    "capabilities",
+    "verification",
+    "ratelimit",
+    "runtime_invoke",
+    "mcp_calls",
+    "integrations",
+    "admin_console",
+)
 
 
 def main(args: list[str]) -> None:

@@ -11,8 +11,7 @@ from starlette.routing import Route
 
 from auth.grants import NotGrantable
 from auth.scopes import INTEGRATIONS_MANAGE
-from server.integrations import accounts, store
-from server.integrations.pool import UpstreamUnavailable
+from server.integrations import accounts, actions, store
 from server.routes.bodies import read_model
 from server.routes.integration_wire import (
     AccountCreateBody,
@@ -23,7 +22,7 @@ from server.routes.integration_wire import (
     integration_public,
 )
 from server.routes.routing import ScopedRoute
-from server.state import AppState, app_state
+from server.state import app_state
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,12 +33,6 @@ def _actor(request: Request) -> str:
 
 async def _read(request: Request, model: type[M]) -> M:
     return await read_model(request, model, app_state(request).settings.max_request_body_bytes)
-
-
-async def _changed(state: AppState, organization_id: str, account_id: str | None = None) -> None:
-    if account_id is not None:
-        state.integrations.pool.forget(account_id)
-    await state.integrations.changed(organization_id)
 
 
 async def list_integrations(request: Request) -> JSONResponse:
@@ -72,7 +65,7 @@ async def create_integration(request: Request) -> JSONResponse:
             timeout_seconds=body.timeout_seconds,
             actor=_actor(request),
         )
-    await _changed(state, request.user.organization_id)
+    await actions.account_changed(state, request.user.organization_id)
     return JSONResponse(integration_public(row), status_code=201)
 
 
@@ -95,7 +88,7 @@ async def update_integration(request: Request) -> JSONResponse:
             changes=body.model_dump(exclude_unset=True),
             actor=_actor(request),
         )
-    await _changed(state, request.user.organization_id)
+    await actions.account_changed(state, request.user.organization_id)
     return JSONResponse(integration_public(row))
 
 
@@ -113,7 +106,7 @@ async def delete_integration(request: Request) -> Response:
         )
     for account in gone:
         state.integrations.pool.forget(account.id)
-    await _changed(state, request.user.organization_id)
+    await actions.account_changed(state, request.user.organization_id)
     return Response(status_code=204)
 
 
@@ -129,24 +122,14 @@ async def list_accounts(request: Request) -> JSONResponse:
 
 async def connect_account(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, AccountCreateBody)
-    async with state.sessions.begin() as session:
-        row = await accounts.connect_account(
-            session,
-            organization_id=request.user.organization_id,
-            integration_id=body.integration_id,
-            label=body.label,
-            credential=body.credential,
-            vault=state.integrations.vault,
-            actor=_actor(request),
-        )
-    account_id = row.id
-    try:  # list its tools now, so the next capabilities listing has them
-        await state.integrations.refresh(request.user.organization_id, account_id)
-    except UpstreamUnavailable:
-        state.integrations.schedule_refresh(request.user.organization_id, account_id)
-    await _changed(state, request.user.organization_id)
-    async with state.sessions() as session:
-        row = await accounts.get_account(session, organization_id=request.user.organization_id, account_id=account_id)
+    row = await actions.connect(
+        state,
+        organization_id=request.user.organization_id,
+        integration_id=body.integration_id,
+        label=body.label,
+        credential=body.credential,
+        actor=_actor(request),
+    )
     return JSONResponse(account_public(row), status_code=201)
 
 
@@ -160,20 +143,15 @@ async def get_account(request: Request) -> JSONResponse:
 
 async def update_account(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, AccountUpdateBody)
-    async with state.sessions.begin() as session:
-        row = await accounts.update_account(
-            session,
-            organization_id=request.user.organization_id,
-            account_id=request.path_params["account_id"],
-            actor=_actor(request),
-            label=body.label,
-            status=body.status,
-            credential=body.credential,
-            vault=state.integrations.vault,
-        )
-    await _changed(state, request.user.organization_id, row.id)
-    if body.credential is not None:
-        state.integrations.schedule_refresh(request.user.organization_id, row.id)
+    row = await actions.update(
+        state,
+        organization_id=request.user.organization_id,
+        account_id=request.path_params["account_id"],
+        actor=_actor(request),
+        label=body.label,
+        status=body.status,
+        credential=body.credential,
+    )
     return JSONResponse(account_public(row))
 
 
@@ -184,22 +162,16 @@ async def delete_account(request: Request) -> Response:
         await accounts.delete_account(
             session, organization_id=request.user.organization_id, account_id=account_id, actor=_actor(request)
         )
-    await _changed(state, request.user.organization_id, account_id)
+    await actions.account_changed(state, request.user.organization_id, account_id)
     return Response(status_code=204)
 
 
 async def test_account(request: Request) -> JSONResponse:
     """Connects to the account's upstream and lists its tools (keeping the listing)."""
-    state = app_state(request)
-    account_id = request.path_params["account_id"]
-    state.integrations.pool.forget(account_id)
-    try:
-        tools = await state.integrations.refresh(request.user.organization_id, account_id)
-    except UpstreamUnavailable as error:
-        await state.integrations.record_health(account_id, "error", error.message)
-        return JSONResponse({"ok": False, "error": error.message, "tools": []})
-    await state.integrations.record_health(account_id, "ok", None)
-    return JSONResponse({"ok": True, "error": None, "tools": [tool.name for tool in tools]})
+    result = await actions.test(
+        app_state(request), organization_id=request.user.organization_id, account_id=request.path_params["account_id"]
+    )
+    return JSONResponse({"ok": result.ok, "error": result.error, "tools": result.tools})
 
 
 def integration_routes() -> list[Route]:
