@@ -45,6 +45,7 @@ def target_of(integration: Integration, account: ConnectedAccount, vault: Vault)
         credential_template=integration.credential_template,
         credential_env=integration.credential_env,
         timeout_seconds=integration.timeout_seconds,
+        url_from_operator=integration.url_from_operator,
         version=f"{integration.updated_at.isoformat()}|{account.key_id}|{len(account.sealed_credential)}"
         f"|{hash(account.sealed_credential)}",
         credential=account_store.open_credential(vault, account),

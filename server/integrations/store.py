@@ -77,6 +77,7 @@ async def create_integration(
     credential_template: str = "Bearer {secret}",
     credential_env: str | None = None,
     timeout_seconds: float = 60.0,
+    url_from_operator: bool = False,
     actor: str,
 ) -> Integration:
     clean_integration_id(integration_id)
@@ -103,6 +104,7 @@ async def create_integration(
         credential_template=credential_template,
         credential_env=credential_env if transport == "stdio" else None,
         timeout_seconds=timeout_seconds,
+        url_from_operator=url_from_operator,
         created_by=actor,
     )
     session.add(row)
@@ -144,6 +146,8 @@ async def update_integration(
         raise invalid("timeoutSeconds", "more than 0, at most 3600")
     for name, value in changes.items():
         setattr(row, name, value)
+    if "url" in changes:
+        row.url_from_operator = False  # only the CLI vouches for a URL, and it changes none
     row.updated_at = utcnow()
     record_audit(
         session,

@@ -18,6 +18,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from server.integrations.destinations import DestinationRefused, DestinationRules, guarded_transport
+
 logger = logging.getLogger(__name__)
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
 Backend = Literal["mcp-http", "mcp-stdio"]
@@ -57,6 +59,7 @@ class UpstreamTarget:
     credential_template: str
     credential_env: str | None
     timeout_seconds: float
+    url_from_operator: bool
     version: str
     """Changes whenever the integration or the account changes: an open connection of another version is closed."""
     credential: str = field(repr=False)
@@ -68,9 +71,12 @@ class UpstreamTarget:
     def describe(self) -> str:
         return f"{self.integration_id} ({self.account_id})"
 
-    async def connect(self, stack: AsyncExitStack, on_status: Callable[[int], None]) -> Any:
+    async def connect(
+        self, stack: AsyncExitStack, on_status: Callable[[int], None], destinations: DestinationRules | None
+    ) -> Any:
         """The SDK client's server argument; resources it needs are closed with ``stack``. ``on_status``
-        hears HTTP error statuses, which the SDK reports only as "Server returned an error response"."""
+        hears HTTP error statuses, which the SDK reports only as "Server returned an error response".
+        A URL set over HTTP connects only where ``destinations`` allow; the operator's (CLI) anywhere."""
         if self.transport == "stdio":
             env = {self.credential_env: self.credential} if self.credential_env else {}
             return StdioServerParameters(command=self.command[0], args=list(self.command[1:]), env=env)
@@ -84,7 +90,16 @@ class UpstreamTarget:
                 on_status(response.status_code)
 
         hooks = {"response": [hear]}
-        http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks=hooks))
+        guarded = destinations is not None and not self.url_from_operator
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(
+                headers=headers,
+                timeout=timeout,
+                event_hooks=hooks,
+                follow_redirects=False,
+                transport=guarded_transport(destinations) if guarded and destinations else None,
+            )
+        )
         return streamable_http_client(self.url or "", http_client=http)
 
 
@@ -92,7 +107,9 @@ def upstream_message(error: BaseException, target: UpstreamTarget, status: int |
     """A failure as the caller reads it: what went wrong, never a stack trace or a credential."""
     if isinstance(error, UpstreamHTTPStatus):
         status = error.status
-    if status is not None and not isinstance(error, TimeoutError):
+    if isinstance(error, DestinationRefused):
+        text = f"refused: {error}"
+    elif status is not None and not isinstance(error, TimeoutError):
         rejected = " (the upstream rejected the credential)" if status in (401, 403) else ""
         text = f"HTTP {status}{rejected}"
     elif isinstance(error, TimeoutError):
@@ -113,8 +130,11 @@ def upstream_message(error: BaseException, target: UpstreamTarget, status: int |
 class UpstreamSession:
     """One SDK client session to one account, held open by its own task until closed or idle."""
 
-    def __init__(self, target: UpstreamTarget, *, on_tools_changed: Callable[[], None]) -> None:
+    def __init__(
+        self, target: UpstreamTarget, *, on_tools_changed: Callable[[], None], destinations: DestinationRules | None
+    ) -> None:
         self.target = target
+        self.destinations = destinations
         self.client: Client | None = None
         self.in_flight = 0
         self.last_used = anyio.current_time()
@@ -139,7 +159,7 @@ class UpstreamSession:
             with connecting:
                 async with AsyncExitStack() as stack:
                     client = Client(
-                        await self.target.connect(stack, self._heard_status),
+                        await self.target.connect(stack, self._heard_status, self.destinations),
                         mode="auto",
                         read_timeout_seconds=self.target.timeout_seconds,
                         message_handler=on_message,

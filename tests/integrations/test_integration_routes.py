@@ -29,7 +29,7 @@ async def test_routes_need_integrations_manage_and_only_admins_may_grant_it(
 
 
 async def test_bad_integration_input_is_a_400_naming_the_field(client: httpx.AsyncClient, keys: KeyFactory) -> None:
-    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage"]))
+    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
     cases = [
         ({"id": "Bad_Id", "url": "http://127.0.0.1:9/mcp"}, "id"),
         ({"id": "crm", "url": "http://user:pw@127.0.0.1:9/mcp"}, "url"),
@@ -49,7 +49,7 @@ async def test_disabling_and_removing_accounts_changes_the_tools_at_once(
     client: httpx.AsyncClient, keys: KeyFactory, state: AppState, http_upstream: Upstream
 ) -> None:
     org = await keys.organization()
-    manager = headers(await keys.key(org, scopes=["integrations:manage"]))
+    manager = headers(await keys.key(org, scopes=["integrations:manage", "runtime"]))
     user = headers(await keys.key(org))
     created = await client.post("/api/integrations", json={"id": "crm", "url": http_upstream.url}, headers=manager)
     assert created.status_code == 201 and created.json()["transport"] == "http"
@@ -86,7 +86,7 @@ async def test_disabling_and_removing_accounts_changes_the_tools_at_once(
 async def test_stdio_integrations_run_commands_so_only_the_cli_may_add_them(
     client: httpx.AsyncClient, keys: KeyFactory
 ) -> None:
-    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage"]))
+    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
     body = {"id": "shell", "transport": "stdio", "command": ["sh", "-c", "id"], "credentialEnv": "T"}
     refused = await client.post("/api/integrations", json=body, headers=manager)
     assert refused.status_code == 403 and "capgate CLI" in refused.json()["error"]
