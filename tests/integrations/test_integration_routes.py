@@ -97,3 +97,31 @@ async def test_stdio_integrations_run_commands_so_only_the_cli_may_add_them(
     patched = await client.patch("/api/integrations/crm", json={"command": ["sh"]}, headers=manager)
     assert patched.status_code == 403
     assert (await client.get("/api/integrations/crm", headers=manager)).json()["command"] is None
+
+
+async def test_only_a_key_that_may_use_every_tool_may_add_integration_tools(
+    client: httpx.AsyncClient, keys: KeyFactory, http_upstream: Upstream
+) -> None:
+    org = await keys.organization()
+    full = headers(await keys.key(org, scopes=["integrations:manage", "runtime"]))
+    created = await client.post("/api/integrations", json={"id": "crm", "url": http_upstream.url}, headers=full)
+    assert created.status_code == 201
+    limited = {
+        "no runtime": await keys.key(org, scopes=["integrations:manage", "keys:manage"]),
+        "read-only runtime": await keys.key(org, scopes=["integrations:manage", "runtime:read"]),
+        "allowedTools": await keys.key(org, scopes=["integrations:manage", "runtime"], allowed_tools=["crm_who*"]),
+    }
+    account = {"integrationId": "crm", "label": "main", "credential": TOKENS["b"]}
+    for why, key in limited.items():
+        attempts = [
+            await client.post("/api/integrations", json={"id": "evil", "url": http_upstream.url}, headers=headers(key)),
+            await client.patch("/api/integrations/crm", json={"url": http_upstream.url}, headers=headers(key)),
+            await client.post("/api/accounts", json=account, headers=headers(key)),
+        ]
+        for refused in attempts:
+            assert refused.status_code == 403, (why, refused.text)
+            assert refused.json()["code"] == "insufficient_scope" and "no allowedTools" in refused.json()["error"]
+        assert (await client.get("/api/integrations", headers=headers(key))).status_code == 200, why
+    assert [i["id"] for i in (await client.get("/api/integrations", headers=full)).json()["integrations"]] == ["crm"]
+    assert (await client.get("/api/accounts", headers=full)).json() == {"accounts": []}
+    assert (await client.post("/api/accounts", json=account, headers=full)).status_code == 201
