@@ -111,6 +111,9 @@ class UpstreamPool:
         self.breaker.forget(account_id)
         self._last_error.pop(account_id, None)
 
+    def account_ids(self) -> set[str]:
+        return set(self._sessions)
+
     def open_sessions(self) -> int:
         return sum(1 for session in self._sessions.values() if not session.broken)
 
