@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from itertools import count
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from server.integrations.destinations import DestinationRefused, DestinationRules, guarded_transport
 
@@ -172,7 +174,10 @@ class UpstreamSession:
                     self.client = client
                     started = True
                     task_status.started()
-                    await self._close.wait()
+                    async with anyio.create_task_group() as background:
+                        background.start_soon(self._hear_tool_changes, client)
+                        await self._close.wait()
+                        background.cancel_scope.cancel()
             if connecting.cancelled_caught:
                 self.error = TimeoutError()
         except Exception as error:  # the upstream's failure, reported to the calls that wait for it
@@ -183,6 +188,28 @@ class UpstreamSession:
             self.broken = True
             if not started:
                 task_status.started()
+
+    async def _hear_tool_changes(self, client: Client) -> None:
+        """A 2026-07-28 upstream announces tool changes only on a ``subscriptions/listen`` stream (a legacy
+        one on its session, see ``on_message``). The stream is re-opened after it ends, with backoff; there
+        is no replay, so each re-opened stream refetches the listing."""
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return
+        delay = 0.0
+        for attempt in count():
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    if not subscription.honored.tools_list_changed:
+                        return
+                    delay = 0.0
+                    if attempt:
+                        self._on_tools_changed()
+                    async for _ in subscription:
+                        self._on_tools_changed()
+            except Exception as error:  # the listen stream's failure; calls on the session report their own
+                logger.info("tool changes of %s not heard: %s", self.target.describe(), type(error).__name__)
+            delay = min(max(delay * 2, 1.0), 60.0)
+            await anyio.sleep(delay)
 
     def _heard_status(self, status: int) -> None:
         self.http_status = status
