@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     integration_allowed_urls: list[str] = Field(
         default_factory=list,
         description="upstream destinations an integration set up over HTTP may use although they are not public:"
-        ' host or URL patterns (`127.0.0.1:*`, `*.corp.example`, `http://10.0.0.5:3001`) or networks (`10.0.0.0/8`);'
+        " host or URL patterns (`127.0.0.1:*`, `*.corp.example`, `http://10.0.0.5:3001`) or networks (`10.0.0.0/8`);"
         " default: none (loopback, private, link-local, unspecified and capgate's own address are refused)",
     )
     integration_cache_seconds: float = Field(

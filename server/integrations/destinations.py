@@ -120,7 +120,9 @@ class DestinationRules:
         """The addresses of ``host``, all allowed; raises DestinationRefused otherwise."""
         if host.lower() == self.own_host and port == self.own_port:
             if not any(pattern.host is not None and pattern.allows(host, port, ()) for pattern in self.patterns):
-                raise DestinationRefused(f"{host}:{port} is capgate's own address; the operator may allow it in {SETTING}")
+                raise DestinationRefused(
+                    f"{host}:{port} is capgate's own address; the operator may allow it in {SETTING}"
+                )
         try:
             addresses = [ipaddress.ip_address(a.split("%")[0]) for a in await self.resolver(host, port)]
         except OSError:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-from itertools import count
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from itertools import count
 from typing import Any, Literal
 
 import anyio

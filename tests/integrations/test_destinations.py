@@ -85,8 +85,9 @@ async def test_the_operator_allows_destinations_by_pattern(tmp_path: Path, http_
     port = http_upstream.url.split(":")[2].split("/")[0]
     async with capgate(tmp_path, integration_allowed_urls=[f"127.0.0.1:{port}", "10.0.0.0/8"]) as (client, _, keys):
         org = await keys.organization()
-        manager, user = headers(await keys.key(org, scopes=["integrations:manage", "runtime"])), headers(
-            await keys.key(org)
+        manager, user = (
+            headers(await keys.key(org, scopes=["integrations:manage", "runtime"])),
+            headers(await keys.key(org)),
         )
         for integration_id, url in (("crm", http_upstream.url), ("lan", "http://10.20.30.40/mcp")):
             created = await client.post("/api/integrations", json={"id": integration_id, "url": url}, headers=manager)
