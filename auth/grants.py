@@ -9,6 +9,7 @@ from auth.errors import CapgateError, InvalidRequest
 from auth.scopes import (
     INTEGRATIONS_MANAGE,
     KEYS_MANAGE,
+    METRICS_READ,
     RUNTIME,
     RUNTIME_READ,
     WILDCARD,
@@ -16,6 +17,7 @@ from auth.scopes import (
     normalise_scopes,
 )
 
+OPERATOR_SCOPES = frozenset({WILDCARD, METRICS_READ})
 _ROLE_SCOPES: dict[str, frozenset[str]] = {
     "member": frozenset({RUNTIME, RUNTIME_READ}),
     "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
@@ -70,8 +72,9 @@ def clean_scopes(scopes: Sequence[str]) -> list[str]:
 
 def check_grant(rights: Rights, scopes: Sequence[str], allowed_tools: Sequence[str] | None) -> None:
     """Raises NotGrantable (403 insufficient_scope) when the key would get more than ``rights``."""
-    if WILDCARD in scopes:
-        raise NotGrantable("Scope * can only be granted from the CLI")
+    for scope in scopes:
+        if scope in OPERATOR_SCOPES:  # process-wide: /metrics counts every organization's traffic
+            raise NotGrantable(f"Scope {scope} can only be granted from the CLI")
     for scope in scopes:
         if scope not in rights.scopes:
             raise NotGrantable(f"Not allowed to grant scope: {scope}")

@@ -18,7 +18,8 @@ from auth.ratelimit import RateLimitMiddleware
 from auth.records import KeyRecord
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.server import McpEndpoint, build_mcp_server, build_session_manager
-from server.request_log import RequestLogMiddleware
+from server.observability.exposition import serve_metrics_bind
+from server.observability.requests import RequestObservationMiddleware
 from server.routes.routing import public_paths
 from server.routes.table import api_routes, counts_toward_rate_limit, speaks_jsonrpc
 from server.runtime.worker import run_worker
@@ -72,11 +73,22 @@ def create_app(
                         worker_id=state.runtime.worker_id,
                         interval=settings.worker_heartbeat_seconds,
                         committer=state.runtime.committer,
+                        clock=state.runtime.clock,
                     )
                 )
-                yield
+                tasks.start_soon(
+                    functools.partial(
+                        state.decisions.run,
+                        state.sessions,
+                        state.runtime.committer.submit,
+                        interval=settings.decisions_flush_seconds,
+                    )
+                )
+                with serve_metrics_bind(settings.metrics_bind, state.metrics):
+                    yield
                 tasks.cancel_scope.cancel()
             await flusher.flush(final=True)
+            await state.decisions.flush(state.sessions, state.runtime.committer.submit, final=True)
         finally:
             state.drain.uninstall()
             if state.rate_limiter is not None:
@@ -88,7 +100,12 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
         middleware=[
-            Middleware(RequestLogMiddleware),
+            Middleware(
+                RequestObservationMiddleware,
+                metrics=state.metrics,
+                spans=state.metrics.spans,
+                decisions=state.decisions,
+            ),
             Middleware(
                 AuthMiddleware,
                 verifier=state.verifier,
@@ -105,6 +122,7 @@ def create_app(
                         limiter=state.rate_limiter,
                         counts=counts_toward_rate_limit,
                         speaks_jsonrpc=speaks_jsonrpc,
+                        observer=state.metrics,
                     )
                 ]
                 if state.rate_limiter is not None

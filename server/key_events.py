@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeListener, KeyChangeListener
 from server.mcp.sessions import McpSessionDirectory
+from server.observability.metrics import Metrics
 from server.state import AppState
 from tools.models import ToolSetting
 from tools.switches import ToolSwitches
@@ -17,7 +20,7 @@ def grant_of(record: KeyRecord) -> tuple[object, ...]:
 
 
 def key_change_listeners(
-    verifier: KeyVerifier, streams: StreamRegistry, mcp_sessions: McpSessionDirectory
+    verifier: KeyVerifier, streams: StreamRegistry, mcp_sessions: McpSessionDirectory, metrics: Metrics
 ) -> list[KeyChangeListener]:
     async def refresh_cache(record: KeyRecord, _previous: KeyRecord | None) -> None:
         verifier.refresh(record)
@@ -32,7 +35,19 @@ def key_change_listeners(
         if previous is None or grant_of(previous) != grant_of(record):
             await mcp_sessions.notify_keys([record.key_id])
 
-    return [refresh_cache, kill_switch, announce_tool_changes]
+    async def measure_propagation(record: KeyRecord, previous: KeyRecord | None) -> None:
+        if is_revocation(record, previous):
+            metrics.key_change_applied(record.key_id, record.updated_at)
+
+    return [refresh_cache, kill_switch, announce_tool_changes, measure_propagation]
+
+
+def is_revocation(record: KeyRecord, previous: KeyRecord | None) -> bool:
+    """The key was just revoked or its streams were just terminated."""
+    if record.revoked_at is not None and (previous is None or previous.revoked_at is None):
+        return True
+    terminated = record.streams_terminated_at
+    return terminated is not None and (previous is None or previous.streams_terminated_at != terminated)
 
 
 def tool_setting_listeners(
@@ -46,12 +61,16 @@ def tool_setting_listeners(
     return [apply]
 
 
-async def key_changed_here(state: AppState, key_id: str, *, terminate_streams: bool = False) -> int:
+async def key_changed_here(
+    state: AppState, key_id: str, *, terminate_streams: bool = False, revoked_at: datetime | None = None
+) -> int:
     """After this process changed a key: drop it from the caches at once, tell its open MCP sessions,
     and with ``terminate_streams`` close its open streams. Returns how many streams were closed.
     (Other replicas do the same when their change feed sees the row.)"""
     state.verifier.forget(key_id)
     state.forget_limits(key_id)
+    if revoked_at is not None:
+        state.metrics.key_change_applied(key_id, revoked_at, now=state.clock())
     closed = state.streams.terminate(key_id) if terminate_streams else 0
     await state.mcp_sessions.notify_keys([key_id])
     return closed

@@ -2,6 +2,7 @@
 
 import auth.models  # noqa: F401
 import server.integrations.models  # noqa: F401
+import server.observability.models  # noqa: F401
 import server.runtime.models  # noqa: F401
 import tools.memory.models  # noqa: F401
 import tools.models  # noqa: F401

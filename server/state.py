@@ -22,6 +22,8 @@ from auth.watcher import ChangeFeed
 from server.draining import Drain
 from server.integrations.catalog import IntegrationCatalog
 from server.mcp.sessions import McpSessionDirectory
+from server.observability.decisions import DecisionLog
+from server.observability.metrics import Metrics
 from server.runtime.worker import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
@@ -48,6 +50,8 @@ class AppState:
     last_used: LastUsedTracker
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
+    metrics: Metrics
+    decisions: DecisionLog
     integrations: IntegrationCatalog
     integration_feeds: list[ChangeFeed[Any]]
     drain: Drain

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from auth.principal import Principal
+from tools.access import Verdict, grant_verdict, unknown_tool_verdict
+
+if TYPE_CHECKING:
+    from tools.plugins import SkippedPlugin
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -73,13 +76,10 @@ def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
-    return patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
 class ToolRegistry:
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, skipped: Iterable[SkippedPlugin] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.skipped = list(skipped)  # plugins that did not load, for `capgate tools list`
         for tool in tools:
             self.register(tool)
 
@@ -105,8 +105,26 @@ class ToolRegistry:
         return self._grants(principal, tool)
 
     def _grants(self, principal: Principal, tool: Tool) -> bool:
-        if not principal.has_scope(tool.scope):
-            return False
-        if principal.read_only and not tool.read_only:
-            return False
-        return allowed_by_patterns(tool.name, principal.allowed_tools)
+        return self.verdict(principal, tool).allowed
+
+    def verdict(self, principal: Principal, tool: Tool, disabled: Collection[str] = ()) -> Verdict:
+        return grant_verdict(
+            tool_name=tool.name,
+            tool_scope=tool.scope,
+            tool_read_only=tool.read_only,
+            key_scopes=principal.key_scopes,
+            allowed_tools=principal.allowed_tools,
+            disabled=disabled,
+        )
+
+    def decide(
+        self,
+        principal: Principal,
+        tool_name: str,
+        disabled: Collection[str] = (),
+        upstream: Mapping[str, Tool] | None = None,
+    ) -> Verdict:
+        """The decision the runtime acts on (and ``keys explain`` reports) for calling ``tool_name``;
+        ``upstream`` holds the organization's integration tools (a registered tool wins over one of them)."""
+        tool = self._tools.get(tool_name) or (upstream or {}).get(tool_name)
+        return unknown_tool_verdict() if tool is None else self.verdict(principal, tool, disabled)

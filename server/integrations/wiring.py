@@ -16,6 +16,7 @@ from server.integrations.destinations import DestinationRules
 from server.integrations.models import ConnectedAccount, Integration
 from server.integrations.pool import UpstreamPool
 from server.integrations.vault import load_vault
+from server.observability.metrics import Metrics
 from server.settings import Settings
 
 
@@ -25,11 +26,15 @@ def build_catalog(
     *,
     on_change: Callable[[str], Awaitable[None]],
     clock: Callable[[], float],
+    metrics: Metrics | None = None,
 ) -> IntegrationCatalog:
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     catalog: IntegrationCatalog
 
     async def on_health(account_id: str, status: str, error: str | None) -> None:
+        if metrics is not None:  # the breaker is per connected account: it opened ("error") or closed ("ok")
+            metrics.integration_health(account_id, status == "ok")
+            metrics.breaker_state(account_id, "closed" if status == "ok" else "open")
         await catalog.record_health(account_id, status, error)
 
     def on_tools_changed(organization_id: str, account_id: str) -> None:

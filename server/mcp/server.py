@@ -24,10 +24,13 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
-from auth.errors import CapgateError, InvalidRequest, NotFound
+from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
+from auth.streams import StreamTimeLimit
 from server.integrations.tools import AccountRequired, mcp_input_schema
 from server.mcp.sessions import McpSessionDirectory
+from server.observability.mcp import McpObservation
+from server.observability.observed import observed
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
 from server.state import AppState
@@ -152,10 +155,23 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         async def on_progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(done, total, message)
 
+        # A legacy session runs this handler in the session's task, outside the cancel scope of the POST
+        # that carried the call: the call gets its own, so the kill switch and max_stream_seconds stop the tool too.
+        bound = state.streams.open(principal.key_id, is_stream=False)
         try:
-            result = await invoke_tool(
-                state, principal, params.name, dict(params.arguments or {}), source="mcp", on_progress=on_progress
-            )
+            with bound.scope:
+                result = await invoke_tool(
+                    state,
+                    principal,
+                    params.name,
+                    dict(params.arguments or {}),
+                    source="mcp",
+                    on_progress=on_progress,
+                    observation=observed(ctx.request.scope) if ctx.request is not None else None,
+                    route="tools/call",
+                )
+            if bound.scope.cancelled_caught:
+                return error_result((RevokedApiKey if bound.terminated else StreamTimeLimit).message)
         except NotFound:
             return error_result(f"Unknown tool: {params.name}")
         except InvalidRequest as error:
@@ -164,6 +180,8 @@ def build_mcp_server(state: AppState) -> Server[Any]:
             return error_result(account_required_message(error))
         except CapgateError as error:
             return error_result(error.message)
+        finally:
+            state.streams.close(bound)
         meta = {
             "executionId": result.execution_id,
             "sessionId": result.session_id,
@@ -188,6 +206,7 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         get_tool_input_schema=tool_input_schema_lookup(state),
     )
     server.middleware.append(SessionTracker(state.mcp_sessions))
+    server.middleware.append(McpObservation(state.metrics, state.tools))
     return server
 
 

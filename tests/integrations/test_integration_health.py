@@ -43,6 +43,10 @@ async def test_upstream_down_gives_a_clear_error_opens_the_breaker_and_recovers(
             async with state.sessions() as session:
                 account = await session.get(ConnectedAccount, ids["main"])
                 assert account is not None and account.status == "error" and account.last_error
+            registry = state.metrics.registry
+            assert registry.get_sample_value("capgate_integration_up", {"integration": ids["main"]}) == 0
+            open_state = {"integration": ids["main"], "state": "open"}
+            assert registry.get_sample_value("capgate_integration_breaker_state", open_state) == 1
 
             fast = await invoke(client, key, "crm_whoami")
             assert fast.status_code == 200
@@ -55,6 +59,10 @@ async def test_upstream_down_gives_a_clear_error_opens_the_breaker_and_recovers(
             async with state.sessions() as session:
                 account = await session.get(ConnectedAccount, ids["main"])
                 assert account is not None and account.status == "ok" and account.last_error is None
+            assert registry.get_sample_value("capgate_integration_up", {"integration": ids["main"]}) == 1
+            closed = {"integration": ids["main"], "state": "closed"}
+            assert registry.get_sample_value("capgate_integration_breaker_state", closed) == 1
+            assert registry.get_sample_value("capgate_integration_breaker_state", open_state) == 0
     finally:
         upstream.stop()
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -20,8 +21,9 @@ from server.settings import Settings
 from server.state import AppState
 from server.wiring import memory_limits
 from tests.conftest import migrate
+from tests.deadlines import EVENTUALLY
 from tests.helpers import KeyFactory, make_settings
-from tests.runtime_helpers import headers, invoke
+from tests.runtime_helpers import HeldTool, app_client, headers, invoke
 from tests.server.hostile_plugin import ATTACKS, hostile_tools
 from tools.catalog import default_registry
 from tools.registry import ToolRegistry
@@ -340,6 +342,34 @@ async def test_oauth_probe_paths_hold_nothing_of_any_org(client: httpx.AsyncClie
         assert response.json() == {"error": "Not found", "code": "not_found"}
 
 
+@isolation("GET", "/api/audit/decisions")
+async def test_decision_log_shows_only_the_callers_org(
+    client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs, state: AppState
+) -> None:
+    await state.decisions.flush(state.sessions, state.runtime.committer.submit)
+    manager = await manager_of_other_org(keys)
+    decisions = (await client.get("/api/audit/decisions", headers=manager)).json()["decisions"]
+    assert orgs.a_key[8:20] not in str(decisions)
+    by_key = await client.get("/api/audit/decisions", params={"keyId": orgs.a_key[8:20]}, headers=manager)
+    assert by_key.json()["decisions"] == []
+
+
+@isolation("GET", "/api/keys/{key_id}/explain")
+async def test_explaining_another_orgs_key_is_404(client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs) -> None:
+    url = f"/api/keys/{orgs.a_key[8:20]}/explain"
+    response = await client.get(url, params={"tool": "memory_read"}, headers=await manager_of_other_org(keys))
+    assert_unknown(response, f"API key: {orgs.a_key[8:20]}")
+
+
+@isolation("GET", "/metrics")
+async def test_metrics_hold_no_key_ids_and_no_data(client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs) -> None:
+    assert (await client.get("/metrics", headers=await manager_of_other_org(keys))).status_code == 403
+    operator = await keys.key(await keys.organization(), scopes=["metrics:read"])
+    exposition = (await client.get("/metrics", headers=headers(operator))).text
+    assert "capgate_tool_executions_total" in exposition
+    assert orgs.a_key[8:20] not in exposition and orgs.b_key[8:20] not in exposition and SECRET not in exposition
+
+
 @pytest.fixture
 async def hostile_app(settings: Settings) -> AsyncIterator[Starlette]:
     await migrate(settings.resolved_database_url)
@@ -395,3 +425,18 @@ def authenticated_routes(app: Starlette) -> set[tuple[str, str]]:
 def test_every_authenticated_route_has_an_isolation_test(app: Starlette) -> None:
     missing = sorted(authenticated_routes(app) - set(COVERED))
     assert not missing, f"routes without an isolation test (add one with @isolation(method, path)): {missing}"
+
+
+async def test_events_of_another_orgs_running_execution_are_404(tmp_path: Path, database_url: str) -> None:
+    held = HeldTool()
+    async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, _state):
+        a_key, b_key = await keys.key(await keys.organization()), await keys.key(await keys.organization())
+        with anyio.fail_after(EVENTUALLY):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(invoke, client, a_key, "hold")
+                await held.started.wait()
+                url = f"/api/runtime/executions/{held.execution_ids[0]}/events"
+                response = await client.get(url, headers=headers(b_key))
+                held.release.set()
+        assert_unknown(response, "execution")
+        assert "holding" not in response.text

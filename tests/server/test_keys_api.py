@@ -73,7 +73,7 @@ async def test_create_refuses_more_than_the_caller_has(client: httpx.AsyncClient
         response,
         400,
         "invalid_request",
-        "Unknown scope: 'nope' (known: runtime, runtime:read, keys:manage, integrations:manage, *)",
+        "Unknown scope: 'nope' (known: runtime, runtime:read, keys:manage, integrations:manage, metrics:read, *)",
     )
 
 
@@ -156,7 +156,8 @@ async def test_patch_changes_apply_to_the_next_request(client: httpx.AsyncClient
             {"scopes": ["unknown"]},
             400,
             "invalid_request",
-            "Unknown scope: 'unknown' (known: runtime, runtime:read, keys:manage, integrations:manage, *)",
+            "Unknown scope: 'unknown' (known: runtime, runtime:read, keys:manage, integrations:manage,"
+            " metrics:read, *)",
         ),
         ({"scopes": []}, 400, "invalid_request", "A key needs at least one scope"),
         ({"name": None}, 400, "invalid_request", "name must not be null"),
