@@ -1,7 +1,7 @@
 """integrations: remember whether the operator (CLI) set the URL, which exempts it from the destination rules
 
-Revision ID: 0008_integration_url_operator
-Revises: 0007_integrations
+Revision ID: 0009_integration_url_operator
+Revises: 0008_authz_decisions
 Create Date: 2026-12-01 15:10:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_integration_url_operator"
-down_revision: str | None = "0007_integrations"
+revision: str = "0009_integration_url_operator"
+down_revision: str | None = "0008_authz_decisions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
