@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -130,6 +130,33 @@ async def list_integrations(session: AsyncSession, *, organization_id: str) -> l
     return list((await session.execute(query)).scalars())
 
 
+# Fields that decide where and how a connected account's credential is sent, by their wire names.
+CREDENTIAL_ROUTE = {"url": "url", "credential_header": "credentialHeader", "credential_template": "credentialTemplate"}
+
+
+async def refuse_moving_credentials(session: AsyncSession, row: Integration, changes: dict[str, Any]) -> None:
+    """Credentials stored for one destination are never sent to another: whoever changes where they go
+    would receive them, although no API ever returns a credential. Accounts are connected again instead."""
+    moved = [
+        CREDENTIAL_ROUTE[name] for name in changes if name in CREDENTIAL_ROUTE and changes[name] != getattr(row, name)
+    ]
+    if not moved:
+        return
+    connected = await session.scalar(
+        select(func.count())
+        .select_from(ConnectedAccount)
+        .where(
+            col(ConnectedAccount.organization_id) == row.organization_id,
+            col(ConnectedAccount.integration_id) == row.id,
+        )
+    )
+    if connected:
+        reason = (
+            f"would send the credentials of {connected} connected account(s) elsewhere; remove them and connect again"
+        )
+        raise Conflict(f"Cannot change {', '.join(moved)} of {row.id}: {reason}", details=dict.fromkeys(moved, reason))
+
+
 async def update_integration(
     session: AsyncSession, *, organization_id: str, integration_id: str, changes: dict[str, Any], actor: str
 ) -> Integration:
@@ -142,6 +169,7 @@ async def update_integration(
         "credential_env": row.credential_env,
     } | {name: value for name, value in changes.items() if name != "title" and name != "timeout_seconds"}
     clean_connection(row.transport, **merged)
+    await refuse_moving_credentials(session, row, changes)
     if "timeout_seconds" in changes and not 0 < changes["timeout_seconds"] <= 3600:
         raise invalid("timeoutSeconds", "more than 0, at most 3600")
     for name, value in changes.items():

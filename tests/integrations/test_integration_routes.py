@@ -125,3 +125,33 @@ async def test_only_a_key_that_may_use_every_tool_may_add_integration_tools(
     assert [i["id"] for i in (await client.get("/api/integrations", headers=full)).json()["integrations"]] == ["crm"]
     assert (await client.get("/api/accounts", headers=full)).json() == {"accounts": []}
     assert (await client.post("/api/accounts", json=account, headers=full)).status_code == 201
+
+
+async def test_stored_credentials_are_never_sent_to_a_destination_changed_after_they_were_connected(
+    client: httpx.AsyncClient, keys: KeyFactory, http_upstream: Upstream
+) -> None:
+    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
+    assert (
+        await client.post("/api/integrations", json={"id": "crm", "url": http_upstream.url}, headers=manager)
+    ).is_success
+    account = {"integrationId": "crm", "label": "main", "credential": TOKENS["b"]}
+    account_id = (await client.post("/api/accounts", json=account, headers=manager)).json()["id"]
+    elsewhere = http_upstream.url.replace("/mcp", "/collect")
+    for change, field in (
+        ({"url": elsewhere}, "url"),
+        ({"credentialHeader": "X-Leak"}, "credentialHeader"),
+        ({"credentialTemplate": "{secret}"}, "credentialTemplate"),
+    ):
+        refused = await client.patch("/api/integrations/crm", json=change, headers=manager)
+        assert refused.status_code == 409, refused.text
+        assert "connect again" in refused.json()["details"][field]
+    kept = (await client.get("/api/integrations/crm", headers=manager)).json()
+    assert (kept["url"], kept["credentialHeader"], kept["credentialTemplate"]) == (
+        http_upstream.url,
+        "Authorization",
+        "Bearer {secret}",
+    )
+    assert (await client.patch("/api/integrations/crm", json={"title": "CRM"}, headers=manager)).status_code == 200
+    assert (await client.delete(f"/api/accounts/{account_id}", headers=manager)).status_code == 204
+    moved = await client.patch("/api/integrations/crm", json={"url": elsewhere}, headers=manager)
+    assert moved.status_code == 200 and moved.json()["url"] == elsewhere
