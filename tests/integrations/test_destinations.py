@@ -3,8 +3,10 @@ URL nor when capgate connects (DNS rebinding); the operator allows destinations 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,35 @@ async def test_a_name_that_resolves_elsewhere_at_connect_time_is_refused_there(
         )
         assert by_operator.json()["status"] == "ok", by_operator.text
         assert by_operator.json()["tools"] and "whoami" in by_operator.json()["tools"]
+
+
+async def test_a_redirect_to_an_address_that_is_not_allowed_is_not_followed(
+    tmp_path: Path, http_upstream: Upstream
+) -> None:
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
+            self.send_response(307)
+            self.send_header("Location", http_upstream.url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST  # noqa: N815
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=redirector.serve_forever, daemon=True).start()
+    port = redirector.server_address[1]
+    try:
+        async with capgate(tmp_path, integration_allowed_urls=[f"127.0.0.1:{port}"]) as (client, _, keys):
+            manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
+            url = f"http://127.0.0.1:{port}/mcp"
+            assert (await client.post("/api/integrations", json={"id": "crm", "url": url}, headers=manager)).is_success
+            body = {"integrationId": "crm", "label": "main", "credential": TOKENS["b"]}
+            connected = (await client.post("/api/accounts", json=body, headers=manager)).json()
+            tested = (await client.post(f"/api/accounts/{connected['id']}/test", headers=manager)).json()
+            assert tested["ok"] is False and tested["tools"] == [] and "not followed" in tested["error"], tested
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
