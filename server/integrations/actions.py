@@ -66,6 +66,8 @@ async def update(
             vault=state.integrations.vault,
         )
     await account_changed(state, organization_id, row.id)
+    if credential is not None:  # a new credential may see other tools
+        state.integrations.schedule_refresh(organization_id, row.id)
     return row
 
 

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from auth.grants import NotGrantable
-from auth.scopes import INTEGRATIONS_MANAGE
+from auth.scopes import INTEGRATIONS_MANAGE, RUNTIME, grants, is_read_only
 from server.integrations import accounts, actions, store
 from server.routes.bodies import read_model
 from server.routes.integration_wire import (
@@ -22,7 +22,7 @@ from server.routes.integration_wire import (
     integration_public,
 )
 from server.routes.routing import ScopedRoute
-from server.state import app_state
+from server.state import AppState, app_state
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,9 +47,28 @@ def refuse_commands(transport: str | None, command: list[str] | None) -> None:
         raise NotGrantable("stdio integrations run a command on the server; add them with the capgate CLI")
 
 
+def check_adds_no_tools_beyond_own(request: Request) -> None:
+    """Integrations, accounts and credentials decide which tools the organization has: only a key that may
+    itself use every tool (scope runtime, no allowedTools) may change them, so none adds a tool it could
+    not use or grant on."""
+    scopes = request.user.key_scopes
+    if not grants(scopes, RUNTIME) or is_read_only(scopes) or request.user.allowed_tools is not None:
+        raise NotGrantable(
+            "Adding or changing integrations and accounts needs a key with scope runtime and no allowedTools"
+            " limit (it adds tools to the organization)"
+        )
+
+
+async def check_destination(state: AppState, url: str | None) -> None:
+    if url is not None and state.integrations.pool.destinations is not None:
+        await state.integrations.pool.destinations.check_url(url)
+
+
 async def create_integration(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, IntegrationCreateBody)
     refuse_commands(body.transport, body.command)
+    check_adds_no_tools_beyond_own(request)
+    await check_destination(state, body.url)
     async with state.sessions.begin() as session:
         row = await store.create_integration(
             session,
@@ -80,6 +99,8 @@ async def get_integration(request: Request) -> JSONResponse:
 async def update_integration(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, IntegrationUpdateBody)
     refuse_commands(None, body.command)
+    check_adds_no_tools_beyond_own(request)
+    await check_destination(state, body.url)
     async with state.sessions.begin() as session:
         row = await store.update_integration(
             session,
@@ -122,6 +143,7 @@ async def list_accounts(request: Request) -> JSONResponse:
 
 async def connect_account(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, AccountCreateBody)
+    check_adds_no_tools_beyond_own(request)
     row = await actions.connect(
         state,
         organization_id=request.user.organization_id,
@@ -143,6 +165,7 @@ async def get_account(request: Request) -> JSONResponse:
 
 async def update_account(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, AccountUpdateBody)
+    check_adds_no_tools_beyond_own(request)
     row = await actions.update(
         state,
         organization_id=request.user.organization_id,

@@ -18,6 +18,7 @@ async def test_an_admin_connects_tests_and_disables_an_account_and_never_sees_it
         await store.create_integration(
             session, organization_id=organization.id, integration_id=f"crm{organization.id[-4:].lower()}",
             title="CRM", transport="http", url=http_upstream.url, actor="test",
+            url_from_operator=True,  # set up as the operator does (CLI): a loopback upstream is theirs to allow
         )  # fmt: skip
     secret = TOKENS["a1"]
     console = await world.signed_in(admin)
