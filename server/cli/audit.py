@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import store
-from auth.audit import list_audit_events
 from server.cli.common import JsonOption, audit_row, print_rows, run_in_session
-from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
 
 AUDIT_COLUMNS = ["id", "createdAt", "organizationId", "actor", "action", "keyId", "source", "details"]
 
@@ -23,6 +24,8 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """Show the audit log, newest first."""
+    from auth import store
+    from auth.audit import list_audit_events
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         organization_id = (await store.get_organization(session, ref=org)).id if org else None

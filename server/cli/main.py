@@ -5,26 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.cli import db, keys, orgs, tools
 from server.cli.audit import audit
-from server.cli.common import hasher_for, out, run_in_session
+from server.cli.common import TYPER_OPTIONS
 from server.cli.config import config
-from server.cli.demo import Demo, cli_command, create_demo_if_first_run, demo_instructions
-from server.cli.failures import describe_failure
-from server.cli.preflight import ensure_port_free
-from server.db import create_engine
-from server.migrate import upgrade_database
-from server.pepper import load_or_create_pepper
-from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
 
 app = typer.Typer(
     help="capgate: an MCP gateway that hands AI agents tools, scoped per API key.",
-    no_args_is_help=True,
+    **TYPER_OPTIONS,
     pretty_exceptions_enable=False,  # failures are one line (server/cli/failures.py); --debug shows the traceback
 )
 app.add_typer(db.app, name="db")
@@ -39,6 +36,10 @@ app.command("config")(config)
 @app.command()
 def init() -> None:
     """Create or migrate the database; on the very first run also a demo organization and key."""
+    from server.cli.common import hasher_for, out, run_in_session
+    from server.cli.demo import Demo, cli_command, create_demo_if_first_run, demo_instructions
+    from server.pepper import load_or_create_pepper
+    from server.settings import Settings
 
     async def operation(session: AsyncSession, settings: Settings) -> Demo | None:
         load_or_create_pepper(settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None)
@@ -61,7 +62,11 @@ def serve(
     import uvicorn
 
     from server.app import create_app
+    from server.cli.preflight import ensure_port_free
+    from server.db import create_engine
     from server.logging_setup import configure_logging
+    from server.migrate import upgrade_database
+    from server.settings import Settings
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
@@ -99,6 +104,8 @@ def root(
 
 
 def main() -> None:
+    from server.cli.failures import describe_failure
+
     try:
         app()
     except Exception as exc:
@@ -110,6 +117,8 @@ def main() -> None:
 
 
 def _database_url_for_message() -> str | None:
+    from server.settings import Settings
+
     try:
         return Settings().resolved_database_url
     except Exception:  # noqa: BLE001 - only names the database in the message; the settings error is reported itself
