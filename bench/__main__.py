@@ -18,6 +18,7 @@ BENCHMARKS = (
     "mcp_calls",
     "integrations",
     "admin_console",
+    "cli_startup",
 )
 
 

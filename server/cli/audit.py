@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import store
-from auth.audit import list_audit_events
 from server.cli.common import JsonOption, audit_row, print_rows, run_in_session
-from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
 
 audit_app = typer.Typer(help="The audit log, and `audit decisions` for authorization decisions.")
 AUDIT_COLUMNS = ["id", "createdAt", "organizationId", "actor", "action", "keyId", "source", "details"]
@@ -28,6 +29,8 @@ def audit(
     """Show the audit log, newest first."""
     if ctx.invoked_subcommand is not None:
         return
+    from auth import store
+    from auth.audit import list_audit_events
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         organization_id = (await store.get_organization(session, ref=org)).id if org else None

@@ -9,13 +9,14 @@ from urllib.parse import urlsplit
 import typer
 
 from server.cli.client_configs import CLIENTS, DEFAULT_KEY_ENV, get_client
-from server.settings import Settings
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def base_url_from(url: str | None) -> str:
     """The server's base URL: --url (a trailing /mcp is dropped) or the configured public base URL."""
+    from server.settings import Settings
+
     if url is None:
         return Settings().resolved_public_base_url
     parts = urlsplit(url.strip())

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli.common import out, run_in_session
-from server.settings import Settings
+from server.cli.common import TYPER_OPTIONS, out, run_in_session
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
+
+app = typer.Typer(help="Database schema.", **TYPER_OPTIONS)
 
 
 @app.command("upgrade")

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import store
-from auth.dbtypes import iso, utcnow
 from server.cli.audit import audit_app
 from server.cli.common import JsonOption, fail, out, print_json, print_rows, run_in_session
 from server.cli.keys import app as keys_app
-from server.observability.explain import Explanation, explain_tool
-from server.observability.queries import aware_time, list_decisions
-from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
 
 DECISION_COLUMNS = ["id", "time", "organizationId", "keyId", "route", "tool", "outcome", "reason", "rule", "revision"]
 
 
 def parse_time(text: str | None) -> datetime | None:
+    from server.observability.queries import aware_time
+
     if text is None:
         return None
     try:
@@ -40,6 +41,10 @@ def audit_decisions(
     as_json: JsonOption = False,
 ) -> None:
     """Show authorization decisions, newest first: who called what, the outcome and the rule that decided."""
+    from auth import store
+    from auth.dbtypes import iso
+    from server.observability.queries import list_decisions
+
     if outcome is not None and outcome not in ("allowed", "refused"):
         raise fail("--outcome must be allowed or refused")
     since_at, until_at = parse_time(since), parse_time(until)
@@ -81,6 +86,9 @@ def keys_explain(key_id: str, tool: str, as_json: JsonOption = False) -> None:
     """Say whether the key may call the tool now, and which rule says so (the runtime's own decision).
 
     Built-in and plugin tools; for a connected integration's tools ask GET /api/keys/{id}/explain."""
+    from auth import store
+    from auth.dbtypes import utcnow
+    from server.observability.explain import Explanation, explain_tool
     from server.wiring import memory_limits
     from tools.catalog import default_registry
     from tools.switches import disabled_tools

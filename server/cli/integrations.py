@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import store as org_store
 from server.cli.common import CLI_ACTOR, JsonOption, OrgOption, fail, out, print_rows, run_in_session
-from server.integrations import accounts, store
-from server.integrations.catalog import listing_of, target_of
-from server.integrations.models import ConnectedAccount, Integration
-from server.integrations.pool import UpstreamUnavailable, probe_tools
-from server.integrations.vault import Vault, add_key_to_file, load_vault
-from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.integrations.models import ConnectedAccount, Integration
+    from server.integrations.vault import Vault
+    from server.settings import Settings
 
 integrations_app = typer.Typer(help="Upstream MCP servers an organization uses.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Connected accounts: one credential each for an integration.", no_args_is_help=True)
@@ -26,6 +25,8 @@ ACCOUNT_COLUMNS = ["id", "integration", "label", "status", "tools", "last_error"
 
 
 def vault_of(settings: Settings) -> Vault:
+    from server.integrations.vault import load_vault
+
     return load_vault(settings.data_dir, settings.secret_key.get_secret_value() if settings.secret_key else None)
 
 
@@ -65,6 +66,9 @@ def integrations_add(
     as_json: JsonOption = False,
 ) -> None:
     """Add an upstream MCP server (by --url, or by --command run as a subprocess) to an organization."""
+    from auth import store as org_store
+    from server.integrations import store
+
     if (url is None) == (command is None):
         raise fail("give exactly one of --url or --command")
 
@@ -93,6 +97,8 @@ def integrations_add(
 @integrations_app.command("list")
 def integrations_list(org: OrgOption, as_json: JsonOption = False) -> None:
     """List an organization's integrations."""
+    from auth import store as org_store
+    from server.integrations import accounts, store
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         organization = await org_store.get_organization(session, ref=org)
@@ -106,6 +112,8 @@ def integrations_list(org: OrgOption, as_json: JsonOption = False) -> None:
 @integrations_app.command("remove")
 def integrations_remove(integration_id: str, org: OrgOption) -> None:
     """Remove an integration and every account connected to it."""
+    from auth import store as org_store
+    from server.integrations import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> None:
         organization = await org_store.get_organization(session, ref=org)
@@ -125,6 +133,10 @@ def read_secret(secret_stdin: bool) -> str:
 
 async def refresh_listing(session: AsyncSession, row: ConnectedAccount, vault: Vault) -> str | None:
     """Lists the account's upstream tools and keeps the listing; returns the error, if any."""
+    from server.integrations import accounts, store
+    from server.integrations.catalog import listing_of, target_of
+    from server.integrations.pool import UpstreamUnavailable, probe_tools
+
     integration = await store.get_integration(
         session, organization_id=row.organization_id, integration_id=row.integration_id
     )
@@ -147,6 +159,9 @@ def accounts_connect(
     as_json: JsonOption = False,
 ) -> None:
     """Connect an account (one credential) to an integration; its upstream tools are listed at once."""
+    from auth import store as org_store
+    from server.integrations import accounts
+
     credential = read_secret(secret_stdin)
 
     async def operation(session: AsyncSession, settings: Settings) -> tuple[dict[str, Any], str | None]:
@@ -178,6 +193,8 @@ def accounts_list(
     as_json: JsonOption = False,
 ) -> None:
     """List an organization's connected accounts (never their credentials)."""
+    from auth import store as org_store
+    from server.integrations import accounts
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         organization = await org_store.get_organization(session, ref=org)
@@ -190,6 +207,8 @@ def accounts_list(
 @accounts_app.command("test")
 def accounts_test(account_id: str, org: OrgOption, as_json: JsonOption = False) -> None:
     """Connect to the account's upstream and list its tools."""
+    from auth import store as org_store
+    from server.integrations import accounts
 
     async def operation(session: AsyncSession, settings: Settings) -> tuple[dict[str, Any], str | None]:
         organization = await org_store.get_organization(session, ref=org)
@@ -204,6 +223,9 @@ def accounts_test(account_id: str, org: OrgOption, as_json: JsonOption = False) 
 
 
 def _set_status(account_id: str, org: str, status: str) -> None:
+    from auth import store as org_store
+    from server.integrations import accounts
+
     async def operation(session: AsyncSession, _settings: Settings) -> None:
         organization = await org_store.get_organization(session, ref=org)
         await accounts.update_account(
@@ -229,6 +251,8 @@ def accounts_enable(account_id: str, org: OrgOption) -> None:
 @accounts_app.command("remove")
 def accounts_remove(account_id: str, org: OrgOption) -> None:
     """Remove a connected account and its stored credential."""
+    from auth import store as org_store
+    from server.integrations import accounts
 
     async def operation(session: AsyncSession, _settings: Settings) -> None:
         organization = await org_store.get_organization(session, ref=org)
@@ -242,6 +266,8 @@ def accounts_remove(account_id: str, org: OrgOption) -> None:
 def secrets_rotate() -> None:
     """Re-seal every stored credential under a new data key (a new generated key, or the first of
     CAPGATE_SECRET_KEY when it is set: put the new key first and keep the old one after it)."""
+    from server.integrations import accounts
+    from server.integrations.vault import add_key_to_file
 
     async def operation(session: AsyncSession, settings: Settings) -> tuple[str, int]:
         vault = vault_of(settings) if settings.secret_key else add_key_to_file(settings.data_dir)

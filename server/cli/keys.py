@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import store
-from auth.dbtypes import utcnow
-from auth.lifecycle import KeyChanges, rotate_api_key, update_api_key
 from server.cli.common import (
     CLI_ACTOR,
+    TYPER_OPTIONS,
     JsonOption,
     LimitOption,
     OrgOption,
@@ -27,9 +24,13 @@ from server.cli.common import (
     print_rows,
     run_in_session,
 )
-from server.settings import Settings
 
-app = typer.Typer(help="API keys.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
+
+app = typer.Typer(help="API keys.", **TYPER_OPTIONS)
 KEY_COLUMNS = ["id", "name", "prefix", "scopes", "allowedTools", "expiresAt", "revokedAt"]
 
 
@@ -55,6 +56,9 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API key. Its secret is printed once and never stored."""
+    from auth import store
+    from auth.dbtypes import utcnow
+
     expires_at = utcnow() + parse_duration(expires_in) if expires_in else None
 
     async def operation(session: AsyncSession, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -83,6 +87,7 @@ def keys_list(
     as_json: JsonOption = False,
 ) -> None:
     """List an organization's keys (metadata only)."""
+    from auth import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         organization = await store.get_organization(session, ref=org)
@@ -95,6 +100,7 @@ def keys_list(
 @app.command("show")
 def keys_show(key_id: str, as_json: JsonOption = False) -> None:
     """Show one key's metadata."""
+    from auth import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
         return key_row(await store.get_api_key(session, key_id=key_id))
@@ -111,6 +117,7 @@ def keys_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key: every new request with it is rejected; open streams run to their end unless terminated."""
+    from auth import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
         revoked = await store.revoke_api_key(
@@ -133,6 +140,10 @@ def keys_rotate(
     as_json: JsonOption = False,
 ) -> None:
     """Replace a key with a new one with the same settings; the old one expires after the overlap."""
+    from auth import store
+    from auth.dbtypes import utcnow
+    from auth.lifecycle import rotate_api_key
+
     window = timedelta(0) if overlap.strip() in ("0", "0s") else parse_duration(overlap)
 
     async def operation(session: AsyncSession, settings: Settings) -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -168,6 +179,10 @@ def keys_update(
     as_json: JsonOption = False,
 ) -> None:
     """Change a key's name, scopes, allowed tools or rate limits; applies to its next request."""
+    from auth import store
+    from auth.dbtypes import utcnow
+    from auth.lifecycle import KeyChanges, update_api_key
+
     if allowed_tool and all_tools:
         raise fail("give either --allowed-tool or --all-tools, not both")
     changes = KeyChanges()

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.cli import audit, db, decisions, integrations, keys, orgs, retention, tools
-from server.cli.common import hasher_for, out, run_in_session
+from server.cli.common import TYPER_OPTIONS
 from server.cli.config import config
-from server.cli.demo import Demo, cli_command, create_demo_if_first_run, demo_instructions
-from server.cli.failures import describe_failure
-from server.cli.preflight import ensure_port_free
-from server.db import create_engine
-from server.migrate import upgrade_database
-from server.pepper import load_or_create_pepper
-from server.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
 
 app = typer.Typer(
     help="capgate: an MCP gateway that hands AI agents tools, scoped per API key.",
-    no_args_is_help=True,
+    **TYPER_OPTIONS,
     pretty_exceptions_enable=False,  # failures are one line (server/cli/failures.py); --debug shows the traceback
 )
 app.add_typer(db.app, name="db")
@@ -43,6 +40,10 @@ retention.register()  # `db purge` and `db usage`
 @app.command()
 def init() -> None:
     """Create or migrate the database; on the very first run also a demo organization and key."""
+    from server.cli.common import hasher_for, out, run_in_session
+    from server.cli.demo import Demo, cli_command, create_demo_if_first_run, demo_instructions
+    from server.pepper import load_or_create_pepper
+    from server.settings import Settings
 
     async def operation(session: AsyncSession, settings: Settings) -> Demo | None:
         load_or_create_pepper(settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None)
@@ -63,7 +64,11 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Server processes (default: CAPGATE_WORKERS, 1).", min=1)] = None,
 ) -> None:
     """Migrate the database and serve the API and MCP endpoint."""
+    from server.cli.preflight import ensure_port_free
+    from server.db import create_engine
+    from server.migrate import upgrade_database
     from server.serving import run_server
+    from server.settings import Settings
 
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
@@ -94,6 +99,8 @@ def root(
 
 
 def main() -> None:
+    from server.cli.failures import describe_failure
+
     try:
         app()
     except Exception as exc:
@@ -105,6 +112,8 @@ def main() -> None:
 
 
 def _database_url_for_message() -> str | None:
+    from server.settings import Settings
+
     try:
         return Settings().resolved_database_url
     except Exception:  # noqa: BLE001 - only names the database in the message; the settings error is reported itself

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import store
 from server.cli.common import (
     CLI_ACTOR,
+    TYPER_OPTIONS,
     JsonOption,
     LimitOption,
     OrgOption,
@@ -23,10 +22,14 @@ from server.cli.common import (
     run_in_session,
     user_row,
 )
-from server.settings import Settings
 
-orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
-users_app = typer.Typer(help="Users of an organization.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
+
+orgs_app = typer.Typer(help="Organizations.", **TYPER_OPTIONS)
+users_app = typer.Typer(help="Users of an organization.", **TYPER_OPTIONS)
 ORG_COLUMNS = ["id", "name", "mode", "createdAt", "rateLimitPerSecond", "dailyQuota"]
 USER_COLUMNS = ["id", "email", "role", "createdAt"]
 
@@ -38,6 +41,7 @@ def orgs_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an organization."""
+    from auth import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
         return org_row(await store.create_organization(session, name=name, mode="test" if test_mode else "live"))
@@ -48,6 +52,7 @@ def orgs_create(
 @orgs_app.command("list")
 def orgs_list(as_json: JsonOption = False) -> None:
     """List organizations."""
+    from auth import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         return [org_row(org) for org in await store.list_organizations(session)]
@@ -64,6 +69,7 @@ def orgs_update(
     as_json: JsonOption = False,
 ) -> None:
     """Set an organization's rate limits, the default for its keys."""
+    from auth import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> tuple[dict[str, Any], list[str]]:
         organization = await store.get_organization(session, ref=org)
@@ -93,6 +99,8 @@ def users_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a user; the password comes from a prompt or stdin, never from an argument."""
+    from auth import store
+
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif not sys.stdin.isatty():
@@ -113,6 +121,7 @@ def users_create(
 @users_app.command("list")
 def users_list(org: OrgOption, as_json: JsonOption = False) -> None:
     """List the users of an organization."""
+    from auth import store
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         organization = await store.get_organization(session, ref=org)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,20 +52,34 @@ def ensure_database_exists(database_url: str) -> None:
         )
 
 
+VERSIONS_DIR = Path(__file__).resolve().parents[1] / "migrations" / "versions"
+_REVISION = re.compile(r'^(down_revision|revision)(?:\s*:[^=]+)?\s*=\s*(None|"[^"]*"|\'[^\']*\')', re.M)
+
+
+def migration_heads() -> set[str]:
+    """The newest revision(s), read from the migration files' text: importing Alembic costs a CLI start 0.2 s."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in VERSIONS_DIR.glob("*.py"):
+        found = dict(_REVISION.findall(script.read_text()))
+        if "revision" in found:
+            revisions.add(found["revision"].strip("'\""))
+        if found.get("down_revision", "None") != "None":
+            parents.add(found["down_revision"].strip("'\""))
+    return revisions - parents
+
+
 async def ensure_database_migrated(engine: AsyncEngine) -> None:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect, text
 
-    from server.migrate import alembic_config
-
-    def current_and_expected(connection: Connection) -> tuple[set[str], set[str]]:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-        expected = set(ScriptDirectory.from_config(alembic_config()).get_heads())
-        return current, expected
+    def current(connection: Connection) -> set[str]:
+        if not inspect(connection).has_table("alembic_version"):
+            return set()
+        return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
     async with engine.connect() as connection:
-        current, expected = await connection.run_sync(current_and_expected)
-    if not current:
+        applied = await connection.run_sync(current)
+    if not applied:
         raise CliFailure("the database is empty (no capgate tables) — run `capgate init`")
-    if current != expected:
+    if applied != migration_heads():
         raise CliFailure("the database schema is older than this capgate — run `capgate db upgrade`")

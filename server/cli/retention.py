@@ -7,25 +7,21 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from rich.table import Table
-from sqlalchemy import select
-from sqlmodel import col
-
-from auth.dbtypes import utcnow
-from auth.models import Organization
 from server.cli.common import JsonOption, out
 from server.cli.db import app as db_app
-from server.cli.preflight import ensure_database_exists, ensure_database_migrated
-from server.db import create_engine, session_factory
-from server.runtime.retention import Purged, purge, stored_bytes
-from server.settings import Settings
-from server.wiring import retention_policy
 
 KINDS = ("executions", "events", "memory", "audit", "total")
 
 
 def db_purge(as_json: JsonOption = False) -> None:
     """Delete executions, events, idempotency records and audit rows older than their retention."""
+    from auth.dbtypes import utcnow
+    from server.cli.preflight import ensure_database_exists, ensure_database_migrated
+    from server.db import create_engine, session_factory
+    from server.runtime.retention import Purged, purge
+    from server.settings import Settings
+    from server.wiring import retention_policy
+
     settings = Settings()
     ensure_database_exists(settings.resolved_database_url)
 
@@ -50,6 +46,16 @@ def db_purge(as_json: JsonOption = False) -> None:
 
 def db_usage(as_json: JsonOption = False) -> None:
     """Bytes each organization stores: execution records, events, memory documents, audit details."""
+    from rich.table import Table
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from auth.models import Organization
+    from server.cli.preflight import ensure_database_exists, ensure_database_migrated
+    from server.db import create_engine, session_factory
+    from server.runtime.retention import stored_bytes
+    from server.settings import Settings
+
     settings = Settings()
     ensure_database_exists(settings.resolved_database_url)
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import store
-from server.cli.common import JsonOption, OrgOption, fail, out, print_rows, run_in_session
-from server.settings import Settings
+from server.cli.common import TYPER_OPTIONS, JsonOption, OrgOption, fail, out, print_rows, run_in_session
 
-app = typer.Typer(help="Tools, and which an organization has enabled.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.settings import Settings
+
+app = typer.Typer(help="Tools, and which an organization has enabled.", **TYPER_OPTIONS)
 
 
 def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, Any]]:
@@ -48,6 +50,7 @@ TOOL_COLUMNS = ["name", "kind", "readOnly", "enabled", "description"]
 @app.command("list")
 def tools_list(org: OrgOption, as_json: JsonOption = False) -> None:
     """List every installed tool and whether the organization has it enabled."""
+    from auth import store
     from tools.switches import disabled_tools
 
     async def operation(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
@@ -58,6 +61,7 @@ def tools_list(org: OrgOption, as_json: JsonOption = False) -> None:
 
 
 def _switch_tool(name: str, org: str, enabled: bool, *, as_json: bool) -> None:
+    from auth import store
     from server.integrations.accounts import integration_tool_names
     from tools.switches import disabled_tools, store_tool_enabled
 
