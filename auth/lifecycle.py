@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.audit import record_audit
+from auth.changes import publish_change
 from auth.dbtypes import database_now
 from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
@@ -78,6 +79,7 @@ async def update_api_key(
             source=source,
             details={"fields": sorted(changed)},
         )
+        await publish_change(session, "key", id=record.id, organization_id=record.organization_id)
         await flush_named(session, record.name)
     changes.changed = sorted(changed)
     return record
@@ -131,6 +133,7 @@ async def rotate_api_key(
         record.expires_at = old_ends
     record.replaced_by = new.id
     record.updated_at = changed_at
+    await publish_change(session, "key", id=record.id, organization_id=record.organization_id)
     await session.flush()  # the old key leaves the one-active-name index before its successor enters it
     session.add(new)
     record_audit(

@@ -60,6 +60,8 @@ def create_app(
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
+                if state.notifications is not None:
+                    tasks.start_soon(state.notifications.run)
                 tasks.start_soon(flusher.run)
                 tasks.start_soon(
                     functools.partial(

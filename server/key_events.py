@@ -1,12 +1,15 @@
-"""What happens in this process when a key or a tool switch changes — here, or elsewhere (via the feeds)."""
+"""What happens in this process when a key or a tool switch changes — here, or elsewhere (via the feeds,
+woken at once by change notifications on PostgreSQL)."""
 
 from __future__ import annotations
 
+from auth.changes import Change
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeListener, KeyChangeListener
 from server.mcp.sessions import McpSessionDirectory
+from server.notifications import ChangeNotifications
 from server.state import AppState
 from tools.models import ToolSetting
 from tools.switches import ToolSwitches
@@ -55,3 +58,26 @@ async def key_changed_here(state: AppState, key_id: str, *, terminate_streams: b
     closed = state.streams.terminate(key_id) if terminate_streams else 0
     await state.mcp_sessions.notify_keys([key_id])
     return closed
+
+
+def apply_notifications(notifications: ChangeNotifications, state: AppState) -> None:
+    """Another process committed a change: drop what it invalidates and let the feeds read it now."""
+
+    def key_changed(change: Change | None) -> None:
+        if change is not None and change.id is not None:
+            state.forget_limits(change.id)
+        state.watcher.wake()
+
+    def tool_setting_changed(change: Change | None) -> None:
+        state.runtime.switches.invalidate(change.organization_id if change is not None else None)
+        state.tool_watcher.wake()
+
+    def organization_changed(change: Change | None) -> None:
+        if state.rate_limiter is not None:
+            state.rate_limiter.policies.forget_all()
+        tool_setting_changed(change)
+        state.watcher.wake()
+
+    notifications.on("key", key_changed)
+    notifications.on("tool_setting", tool_setting_changed)
+    notifications.on("organization", organization_changed)

@@ -20,6 +20,7 @@ from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
 from server.draining import Drain
 from server.mcp.sessions import McpSessionDirectory
+from server.notifications import ChangeNotifications
 from server.runtime.worker import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
@@ -47,6 +48,8 @@ class AppState:
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
     drain: Drain
+    notifications: ChangeNotifications | None
+    """Change notifications from other processes (PostgreSQL only; SQLite relies on the feeds' poll)."""
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())

@@ -22,8 +22,9 @@ from auth.verifier import KeyVerifier
 from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.draining import Drain
-from server.key_events import key_change_listeners, tool_setting_listeners
+from server.key_events import apply_notifications, key_change_listeners, tool_setting_listeners
 from server.mcp.sessions import McpSessionDirectory
+from server.notifications import ChangeNotifications
 from server.pepper import load_or_create_pepper
 from server.runtime.live import LiveExecutions
 from server.runtime.store import new_id
@@ -133,7 +134,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     tool_watcher = tool_setting_feed(
         sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
     )
-    return AppState(
+    state = AppState(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -157,7 +158,12 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         failures=AuthFailureAggregator(),
         rate_limiter=build_rate_limiter(settings, sessions, clock),
         drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
+        notifications=None,
     )
+    if engine.dialect.name == "postgresql":
+        state.notifications = ChangeNotifications(settings.resolved_database_url)
+        apply_notifications(state.notifications, state)
+    return state
 
 
 def memory_limits(settings: Settings) -> MemoryLimits:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth.changes import publish_change
 from auth.dbtypes import database_now
 from auth.loads import LoadGuard
 from auth.watcher import ChangeFeed, ChangeListener
@@ -40,6 +41,7 @@ async def store_tool_enabled(session: AsyncSession, *, organization_id: str, too
         index_elements=["organization_id", "tool_name"], set_={"enabled": enabled, "updated_at": values["updated_at"]}
     )
     await session.execute(statement)
+    await publish_change(session, "tool_setting", id=tool_name, organization_id=organization_id)
 
 
 class ToolSwitches:
