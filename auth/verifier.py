@@ -224,6 +224,11 @@ class KeyVerifier:
         if cached is not None and (cached[1] is None or cached[1].updated_at != record.updated_at):
             self._records.put(record.key_id, (self._monotonic(), record))
 
+    def reload(self, key_id: str) -> None:
+        """The key's row changed elsewhere: the next request re-reads it (its verified secret stays cached)."""
+        self._loads.invalidate(key_id)
+        self._records.pop(key_id)
+
     def forget(self, key_id: str) -> None:
         """Drop everything cached for the key: the next request reloads it from the database."""
         self._loads.invalidate(key_id)

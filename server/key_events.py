@@ -65,6 +65,7 @@ def apply_notifications(notifications: ChangeNotifications, state: AppState) -> 
 
     def key_changed(change: Change | None) -> None:
         if change is not None and change.id is not None:
+            state.verifier.reload(change.id)  # refused from the very next request, before the feed has run
             state.forget_limits(change.id)
         state.watcher.wake()
 
