@@ -62,7 +62,7 @@ class _Failures:
 Source = str | None
 
 
-class _LRU(Generic[K, V]):
+class LRU(Generic[K, V]):
     def __init__(self, size: int) -> None:
         self._size = size
         self._items: OrderedDict[K, V] = OrderedDict()
@@ -109,9 +109,9 @@ class KeyVerifier:
         self._pepper = pepper
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._record_ttl = record_ttl
-        self._records: _LRU[str, tuple[float, KeyRecord | None]] = _LRU(cache_size)
-        self._verified: _LRU[str, bytes] = _LRU(cache_size)
-        self._failures: _LRU[tuple[str, Source], _Failures] = _LRU(cache_size)
+        self._records: LRU[str, tuple[float, KeyRecord | None]] = LRU(cache_size)
+        self._verified: LRU[str, bytes] = LRU(cache_size)
+        self._failures: LRU[tuple[str, Source], _Failures] = LRU(cache_size)
         self._per_id: AttemptBudget[tuple[str, Source]] = AttemptBudget(
             limit=failure_limit, window=failure_window, monotonic=monotonic, max_tracked=cache_size
         )

@@ -113,11 +113,22 @@ class Balancer:
         self.process.wait(timeout=10)
 
 
-async def propagation(cluster: Cluster, revocations: int) -> list[float]:
-    """Seconds from an acknowledged revocation until each other replica refuses the key."""
+async def first_refusal(http: httpx.AsyncClient, key: str, acknowledged: float) -> tuple[float, float]:
+    """(sent, answered) times of the first request the replica refused: the refusal began in between."""
+    while time.perf_counter() < acknowledged + 5.0:
+        sent = time.perf_counter()
+        if (await http.get("/capabilities", headers={"x-api-key": key})).status_code == 401:
+            return sent, time.perf_counter()
+    raise RuntimeError("a revoked key was still accepted 5 s after its revocation")
+
+
+async def propagation(cluster: Cluster, revocations: int) -> tuple[list[float], list[float]]:
+    """Per other replica and revocation: seconds from the acknowledged revocation until the refusing
+    request was answered (upper bound) and until it was sent (lower bound)."""
     replicas = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) for port in cluster.ports]
     manager = {"x-api-key": cluster.manager}
-    delays: list[float] = []
+    upper: list[float] = []
+    lower: list[float] = []
     try:
         for index in range(revocations):
             created = await replicas[0].post(
@@ -130,21 +141,14 @@ async def propagation(cluster: Cluster, revocations: int) -> list[float]:
             through = index % len(replicas)
             (await replicas[through].delete(f"/api/keys/{key_id}", headers=manager)).raise_for_status()
             acknowledged = time.perf_counter()
-
-            async def refused_at(http: httpx.AsyncClient) -> float:
-                deadline = acknowledged + 5.0
-                while time.perf_counter() < deadline:
-                    if (await http.get("/capabilities", headers={"x-api-key": key})).status_code == 401:
-                        return time.perf_counter()
-                raise RuntimeError(f"key {key_id} still accepted 5 s after its revocation")
-
             others = [http for position, http in enumerate(replicas) if position != through]
-            refusals = await asyncio.gather(*(refused_at(http) for http in others))
-            delays.extend(refusal - acknowledged for refusal in refusals)
+            refusals = await asyncio.gather(*(first_refusal(http, key, acknowledged) for http in others))
+            upper.extend(answered - acknowledged for _, answered in refusals)
+            lower.extend(max(0.0, sent - acknowledged) for sent, _ in refusals)
     finally:
         for http in replicas:
             await http.aclose()
-    return delays
+    return upper, lower
 
 
 def summarize(delays: Sequence[float]) -> dict[str, Any]:
@@ -201,9 +205,10 @@ def main(args: list[str]) -> None:
         base = Path(directory)
         cluster = Cluster(base, 3)
         try:
-            delays = asyncio.run(propagation(cluster, options.revocations))
-            revocation = summarize(delays)
-            print(f"revocation propagation: p50 {revocation['p50_ms']} ms, p99 {revocation['p99_ms']} ms")
+            upper, lower = asyncio.run(propagation(cluster, options.revocations))
+            revocation = {"until_refusal_answered": summarize(upper), "until_refusing_request_sent": summarize(lower)}
+            for bound, figures in revocation.items():
+                print(f"revocation propagation ({bound}): p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
             calls = throughput(base, cluster, modes, options.seconds, options.connections)
         finally:
             cluster.stop()

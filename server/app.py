@@ -17,6 +17,8 @@ from auth.middleware import AuthMiddleware
 from auth.ratelimit import RateLimitMiddleware
 from auth.records import KeyRecord
 from server.errors import EXCEPTION_HANDLERS
+from server.mcp.forwarding import SessionForwarder
+from server.mcp.owners import SessionOwners
 from server.mcp.server import McpEndpoint, build_mcp_server, build_session_manager
 from server.request_log import RequestLogMiddleware
 from server.routes.routing import public_paths
@@ -38,7 +40,11 @@ def create_app(
     settings = settings or Settings()
     state = build_state(settings, tools or default_registry(memory_limits(settings)), clock)
     mcp_manager = build_session_manager(build_mcp_server(state), settings)
-    mcp_endpoint = McpEndpoint(mcp_manager, state)
+    forwarder = SessionForwarder(
+        SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
+        max_body_bytes=settings.max_request_body_bytes,
+    )
+    mcp_endpoint = McpEndpoint(mcp_manager, state, forwarder)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:
@@ -56,6 +62,7 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             await flusher.load()
+            await forwarder.owners.release_previous_process()
             state.drain.install()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 tasks.start_soon(state.watcher.run)
@@ -77,6 +84,7 @@ def create_app(
             await flusher.flush(final=True)
         finally:
             state.drain.uninstall()
+            await forwarder.aclose()
             if state.rate_limiter is not None:
                 await state.rate_limiter.backend.aclose()
             await state.engine.dispose()

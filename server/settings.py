@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None, description="absolute URL clients use to reach the server; default http://host:port"
     )
+    replica_url: str | None = Field(
+        default=None,
+        description="URL other replicas reach this one at, to relay requests of legacy MCP sessions it owns;"
+        " default http://host:port (this host's name for a wildcard bind)",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
         description="Host header values the MCP endpoint accepts (DNS-rebinding protection)",
@@ -217,6 +222,14 @@ class Settings(BaseSettings):
         address a client can use, so this host's name stands in for it; IPv6 literals get brackets."""
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
+        return self.bound_url
+
+    @property
+    def resolved_replica_url(self) -> str:
+        return self.replica_url.rstrip("/") if self.replica_url else self.bound_url
+
+    @property
+    def bound_url(self) -> str:
         host = self.host
         if host in WILDCARD_HOSTS:
             host = socket.gethostname()

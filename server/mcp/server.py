@@ -22,10 +22,11 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
+from server.mcp.forwarding import SessionForwarder, header
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
@@ -197,15 +198,34 @@ def build_session_manager(server: Server[Any], settings: Settings) -> Streamable
 
 
 class McpEndpoint:
-    """ASGI app for /mcp and /api/mcp; the lifespan must have entered ``manager.run()``."""
+    """ASGI app for /mcp and /api/mcp; the lifespan must have entered ``manager.run()``.
 
-    def __init__(self, manager: StreamableHTTPSessionManager, state: AppState) -> None:
+    Legacy sessions are claimed in the shared directory as they open (before the client learns
+    the id) and released when deleted; a request for a session this replica does not hold is
+    relayed to its owner (``server/mcp/forwarding.py``).
+    """
+
+    def __init__(self, manager: StreamableHTTPSessionManager, state: AppState, forwarder: SessionForwarder) -> None:
         self.manager = manager
         self.state = state
+        self.forwarder = forwarder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get("user")
-        if not isinstance(principal, Principal) or (b"mcp-method", b"tools/call") not in scope["headers"]:
+        if not isinstance(principal, Principal):
+            await self.manager.handle_request(scope, receive, send)
+            return
+        session_id = header(scope, b"mcp-session-id")
+        if session_id is None:
+            send = self._claiming(send, principal)
+        elif session_id not in self.manager._server_instances:  # the SDK offers no public lookup
+            unanswered = await self.forwarder.relay(scope, receive, send, session_id, principal)
+            if unanswered is None:
+                return
+            receive = unanswered
+        elif scope["method"] == "DELETE":
+            send = self._releasing(send, session_id)
+        if (b"mcp-method", b"tools/call") not in scope["headers"]:
             await self.manager.handle_request(scope, receive, send)
             return
         disabled = await self.state.runtime.switches.disabled(principal.organization_id)
@@ -214,3 +234,21 @@ class McpEndpoint:
             await self.manager.handle_request(scope, receive, send)
         finally:
             _caller.reset(token)
+
+    def _claiming(self, send: Send, principal: Principal) -> Send:
+        async def claim_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                opened = next((v for k, v in message["headers"] if k == b"mcp-session-id"), None)
+                if opened is not None:
+                    await self.forwarder.owners.claim(opened.decode("latin-1"), principal.key_id)
+            await send(message)
+
+        return claim_then_send
+
+    def _releasing(self, send: Send, session_id: str) -> Send:
+        async def release_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 300:
+                await self.forwarder.owners.release(session_id)
+            await send(message)
+
+        return release_then_send
