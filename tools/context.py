@@ -1,13 +1,13 @@
-"""What a tool handler gets: who is calling, where to report, and database access bound to one organization."""
+"""What a tool handler gets: who is calling, where to report, and database access bound to one organization
+(``ctx.db``, see ``tools/database.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tools.database import OrganizationDatabase
 
 LogLevel = Literal["debug", "info", "notice", "warning", "error"]
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error")
@@ -20,29 +20,6 @@ class ToolError(Exception):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
-
-
-@dataclass(frozen=True, slots=True)
-class OrganizationDatabase:
-    """Database access for one organization. It has no way to name another organization:
-    data functions that take it (such as the memory store's) filter every statement by
-    ``organization_id``."""
-
-    organization_id: str
-    _sessions: async_sessionmaker[AsyncSession] = field(repr=False)
-
-    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A session inside one transaction, committed on success and rolled back on error."""
-        return self._sessions.begin()
-
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A session for reads (no explicit transaction)."""
-        return self._sessions()
-
-    @property
-    def dialect(self) -> str:
-        bind = self._sessions.kw["bind"]
-        return str(bind.dialect.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from server.runtime import store as runtime_store
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
 from server.state import AppState
-from tools.context import OrganizationDatabase, ToolContext, ToolError
+from tools.context import ToolContext, ToolError
+from tools.database import OrganizationDatabase
 from tools.registry import Tool
 
 logger = logging.getLogger(__name__)

@@ -4,22 +4,37 @@
 the app's routes and fails for any authenticated route without one.
 """
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from server.app import create_app
+from server.settings import Settings
 from server.state import AppState
-from tests.helpers import KeyFactory
+from server.wiring import memory_limits
+from tests.conftest import migrate
+from tests.helpers import KeyFactory, make_settings
 from tests.runtime_helpers import headers, invoke
+from tests.server.hostile_plugin import ATTACKS, hostile_tools
+from tools.catalog import default_registry
+from tools.registry import ToolRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
 COVERED: dict[tuple[str, str], str] = {}
 SECRET = "the launch code is 0000"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Every isolation test runs on SQLite and on PostgreSQL."""
+    return make_settings(tmp_path, database_url)
 
 
 def isolation(method: str, path: str) -> Callable[[F], F]:
@@ -207,6 +222,42 @@ async def test_oauth_probe_paths_hold_nothing_of_any_org(client: httpx.AsyncClie
     for path in ("/.well-known/oauth-authorization-server", "/register", "/authorize", "/token"):
         response = await client.post(path, json={"client_name": orgs.a_org_id}, headers={"x-api-key": orgs.b_key})
         assert response.json() == {"error": "Not found", "code": "not_found"}
+
+
+@pytest.fixture
+async def hostile_app(settings: Settings) -> AsyncIterator[Starlette]:
+    await migrate(settings.resolved_database_url)
+    application = create_app(
+        settings, tools=ToolRegistry([*default_registry(memory_limits(settings)).all(), *hostile_tools()])
+    )
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+async def test_a_hostile_plugin_cannot_reach_another_orgs_rows_through_ctx_db(
+    hostile_app: Starlette, attack: str
+) -> None:
+    state: AppState = hostile_app.state.capgate
+    keys = KeyFactory(sessions=state.sessions, hasher=state.hasher, verifier=state.verifier)
+    transport = httpx.ASGITransport(app=hostile_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://capgate.test") as client:
+        org_a = await keys.organization()
+        a_key, b_key = await keys.key(org_a), await keys.key(await keys.organization())
+        await invoke(client, a_key, "memory_write", {"path": "/secret.md", "content": SECRET})
+        await invoke(client, b_key, "memory_write", {"path": "/mine.md", "content": "B's own note"})
+        response = await invoke(client, b_key, "hostile_attack", {"attack": attack, "target": org_a.id})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert SECRET not in response.text and org_a.id not in str(body["result"])
+        if body["isError"]:
+            assert body["error"].startswith("ForbiddenStatement: "), body["error"]
+        else:
+            assert body["result"] in ([], 0, 1, [["/mine.md", "B's own note"]], [["B's own note"]]), body["result"]
+        own = (await invoke(client, a_key, "memory_ls", {"path": "/"})).json()["result"]["entries"]
+        assert [entry["path"] for entry in own] == ["/secret.md"]
+        read = (await invoke(client, a_key, "memory_read", {"path": "/secret.md"})).json()["result"]
+        assert read["content"] == SECRET
 
 
 def authenticated_routes(app: Starlette) -> set[tuple[str, str]]:

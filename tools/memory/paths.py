@@ -1,7 +1,9 @@
-"""Memory paths: absolute, normalised, and unable to escape or smuggle anything."""
+"""Memory paths: absolute, normalised (NFC, so one name has one spelling), and unable to escape
+or smuggle anything: no control, invisible or bidirectional formatting characters."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -11,16 +13,24 @@ MAX_DEPTH = 16
 MAX_SEGMENT_LENGTH = 128
 
 
-def _has_control_characters(text: str) -> bool:
-    return any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029" for ch in text)
+# Control (Cc), format — zero-width, bidi, BOM, soft hyphen — (Cf), surrogate, private-use, unassigned,
+# line/paragraph separators; any space but U+0020; and letters that render as nothing.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _is_hidden(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category in _REFUSED_CATEGORIES or (category == "Zs" and ch != " ") or ch in _BLANK_LETTERS
 
 
 def normalise_path(raw: str, *, allow_root: bool = False) -> str:
     """``/topics//x.md/`` → ``/topics/x.md``; raises ValueError naming the problem."""
     if not raw.startswith("/"):
         raise ValueError("path must be absolute (start with /)")
-    if _has_control_characters(raw):
-        raise ValueError("path must not contain NUL or other control characters")
+    if any(_is_hidden(ch) for ch in raw):
+        raise ValueError("path must not contain NUL, control, invisible or bidirectional formatting characters")
+    raw = unicodedata.normalize("NFC", raw)
     if "\\" in raw:
         raise ValueError("path must not contain backslashes")
     segments = [segment for segment in raw.split("/") if segment]

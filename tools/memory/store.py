@@ -1,29 +1,35 @@
-"""The organization's memory documents. Every function takes an ``OrganizationDatabase`` and
-touches only that organization's rows.
+"""The organization's memory documents, through the tool's org-bound session (``ctx.db``): every
+statement here is limited to the calling organization by ``tools.database``, not by hand.
 
-Write and append are one statement each (an upsert), so each is atomic and concurrent
-appends cannot lose one another; the size limit is part of the statement and the
-organization quota is checked in the same transaction.
+A write or append is one transaction: the organization's lock (so concurrent writers cannot
+overshoot the quota together), one upsert (append as ``content || excluded.content`` with the
+size limit in the statement), the checks that need the result (quota, a path that is both a
+document and a directory), and the document's words for search.
 """
 
 from __future__ import annotations
 
-import re
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.dbtypes import utcnow
-from tools.context import OrganizationDatabase, ToolError
-from tools.memory.models import MemoryDocument
+from tools.context import ToolError
+from tools.database import OrganizationDatabase, OrganizationSession
+from tools.memory import text
+from tools.memory.models import DOCUMENTS, TERMS, MemoryDocument, MemoryTerm
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-SNIPPET_START, SNIPPET_END = "**", "**"
+_BATCH = 500
+
+
+def batched(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +42,20 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _byte_size(content: str) -> int:
-    return len(content.encode("utf-8"))
+def _under(prefix: str) -> Any:
+    """Paths starting with ``prefix``, compared exactly (``LIKE`` ignores case on SQLite)."""
+    return func.substr(col(MemoryDocument.path), 1, len(prefix)) == prefix
 
 
 async def list_directory(db: OrganizationDatabase, path: str) -> dict[str, Any]:
     prefix = path.rstrip("/") + "/"
     query = (
-        select(MemoryDocument.path, MemoryDocument.size, MemoryDocument.updated_at)
-        .where(MemoryDocument.organization_id == db.organization_id)
-        .where(MemoryDocument.path.startswith(prefix, autoescape=True))  # type: ignore[attr-defined]
-        .order_by(MemoryDocument.path)
+        select(col(MemoryDocument.path), col(MemoryDocument.size), col(MemoryDocument.updated_at))
+        .where(_under(prefix))
+        .order_by(col(MemoryDocument.path))
     )
     async with db.session() as session:
-        rows = (await session.execute(query)).all()
+        rows = await session.rows(query)
     entries: dict[str, dict[str, Any]] = {}
     for doc_path, size, updated_at in rows:
         name, _, rest = doc_path[len(prefix) :].partition("/")
@@ -62,58 +68,85 @@ async def list_directory(db: OrganizationDatabase, path: str) -> dict[str, Any]:
 
 
 async def read_document(db: OrganizationDatabase, path: str) -> dict[str, Any]:
-    query = select(MemoryDocument.content, MemoryDocument.size, MemoryDocument.updated_at).where(
-        MemoryDocument.organization_id == db.organization_id, MemoryDocument.path == path
+    query = select(col(MemoryDocument.content), col(MemoryDocument.size), col(MemoryDocument.updated_at)).where(
+        col(MemoryDocument.path) == path
     )
     async with db.session() as session:
-        document = (await session.execute(query)).first()
-    if document is None:
+        found = await session.rows(query)
+    if not found:
         raise ToolError(f"No such document: {path}")
-    return {"path": path, "content": document.content, "size": document.size, "updatedAt": _iso(document.updated_at)}
+    content, size, updated_at = found[0]
+    return {"path": path, "content": content, "size": size, "updatedAt": _iso(updated_at)}
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _ancestors(path: str) -> list[str]:
+    segments = path.split("/")[1:-1]
+    return ["/" + "/".join(segments[: depth + 1]) for depth in range(len(segments))]
 
 
-async def _check_quota(session: AsyncSession, db: OrganizationDatabase, limits: MemoryLimits) -> None:
-    used = await session.scalar(
-        select(func.coalesce(func.sum(MemoryDocument.size), 0)).where(
-            MemoryDocument.organization_id == db.organization_id
-        )
-    )
+async def _check_shape(session: OrganizationSession, path: str) -> None:
+    """A path names a document or a directory, never both."""
+    ancestors = _ancestors(path)
+    if ancestors:
+        query = select(col(MemoryDocument.path)).where(col(MemoryDocument.path).in_(ancestors))
+        clash = await session.rows(query.order_by(col(MemoryDocument.path)).limit(1))
+        if clash:
+            raise ToolError(f"{clash[0][0]} is a document, so it cannot also be a directory")
+    if await session.rows(select(col(MemoryDocument.path)).where(_under(path + "/")).limit(1)):
+        raise ToolError(f"{path} is a directory, so it cannot also be a document")
+
+
+async def _check_quota(session: OrganizationSession, limits: MemoryLimits) -> None:
+    used = await session.scalar(select(func.coalesce(func.sum(col(MemoryDocument.size)), 0)))
     if int(used or 0) > limits.organization_quota_bytes:
         raise ToolError(f"Memory quota of {limits.organization_quota_bytes} bytes for this organization is exhausted")
+
+
+async def _index(session: OrganizationSession, document_id: int, path: str, content: str) -> None:
+    counts, length = text.document_words(path, content)
+    await session.execute(TERMS.delete().where(TERMS.c.document_id == document_id))
+    rows = [
+        {"organization_id": session.organization_id, "document_id": document_id, "word": word}
+        | {"occurrences": occurrences, "word_count": length}
+        for word, occurrences in sorted(counts.items())
+    ]
+    for batch in batched(rows, _BATCH):
+        await session.insert_many(TERMS.insert(), batch)
+    table = DOCUMENTS
+    await session.execute(table.update().where(table.c.id == document_id).values(word_count=length))
 
 
 async def _upsert(
     db: OrganizationDatabase, path: str, content: str, limits: MemoryLimits, *, append: bool
 ) -> dict[str, Any]:
-    size = _byte_size(content)
+    size = len(content.encode("utf-8"))
     if size > limits.max_document_bytes:
         raise ToolError(f"Document would exceed {limits.max_document_bytes} bytes")
     now = utcnow()
-    table = MemoryDocument.__table__
+    table = DOCUMENTS
+    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
     async with db.transaction() as session:
-        statement = _insert(session)(table).values(
+        await session.lock_organization()
+        statement = insert(table).values(
             organization_id=db.organization_id, path=path, content=content, size=size, created_at=now, updated_at=now
         )
         if append:
             new_size = table.c.size + statement.excluded.size
             changes = {"content": table.c.content + statement.excluded.content, "size": new_size, "updated_at": now}
             statement = statement.on_conflict_do_update(
-                index_elements=["organization_id", "path"],
-                set_=changes,
-                where=new_size <= limits.max_document_bytes,
+                index_elements=["organization_id", "path"], set_=changes, where=new_size <= limits.max_document_bytes
             )
         else:
             changes = {"content": statement.excluded.content, "size": statement.excluded.size, "updated_at": now}
             statement = statement.on_conflict_do_update(index_elements=["organization_id", "path"], set_=changes)
-        written = (await session.execute(statement.returning(table.c.size))).scalar_one_or_none()
-        if written is None:
+        written = await session.rows(statement.returning(table.c.id, table.c.size, table.c.content))
+        if not written:
             raise ToolError(f"Document would exceed {limits.max_document_bytes} bytes")
-        await _check_quota(session, db, limits)
-    return {"path": path, "size": written}
+        document_id, written_size, written_content = written[0]
+        await _check_shape(session, path)
+        await _check_quota(session, limits)
+        await _index(session, document_id, path, written_content)
+    return {"path": path, "size": written_size}
 
 
 async def write_document(db: OrganizationDatabase, path: str, content: str, limits: MemoryLimits) -> dict[str, Any]:
@@ -124,39 +157,53 @@ async def append_document(db: OrganizationDatabase, path: str, content: str, lim
     return await _upsert(db, path, content, limits, append=True)
 
 
-def _terms(query: str) -> list[str]:
-    return _WORD.findall(query)[:32]
-
-
-_SQLITE_SEARCH = text(
-    "SELECT d.path AS path, snippet(memory_fts, 1, :start, :end, '…', 16) AS snippet, bm25(memory_fts) AS rank"
-    " FROM memory_fts JOIN memory_documents d ON d.id = memory_fts.rowid"
-    " WHERE memory_fts MATCH :match AND d.organization_id = :org ORDER BY rank LIMIT :limit"
-)
-_POSTGRES_SEARCH = text(
-    "SELECT path, ts_headline('simple', content, q, :options) AS snippet, ts_rank(search, q) AS rank"
-    " FROM memory_documents, plainto_tsquery('simple', :match) AS q"
-    " WHERE organization_id = :org AND search @@ q ORDER BY rank DESC, path LIMIT :limit"
-)
-
-
 async def search_documents(db: OrganizationDatabase, query: str, limit: int) -> dict[str, Any]:
-    """Ranked full-text search: every term must occur; snippets mark hits with ** **."""
-    terms = _terms(query)
-    if not terms:
+    """Every query word must occur; ranked by BM25 over this organization's documents (``tools/memory/text.py``)."""
+    wanted = text.query_words(query)
+    if not wanted:
         return {"query": query, "results": []}
-    params: dict[str, Any] = {"org": db.organization_id, "limit": limit}
-    if db.dialect == "postgresql":
-        statement = _POSTGRES_SEARCH
-        params |= {
-            "match": " ".join(terms),
-            "options": f"StartSel={SNIPPET_START}, StopSel={SNIPPET_END}, MaxWords=24, MinWords=8, MaxFragments=1",
-        }
-    else:
-        statement = _SQLITE_SEARCH
-        params |= {"match": " ".join(f'"{term}"' for term in terms), "start": SNIPPET_START, "end": SNIPPET_END}
     async with db.session() as session:
-        rows = (await session.execute(statement, params)).all()
-    sign = 1.0 if db.dialect == "postgresql" else -1.0  # bm25: lower is better
-    results = [{"path": row.path, "snippet": row.snippet, "score": round(sign * float(row.rank), 6)} for row in rows]
+        hits = await session.rows(
+            select(
+                col(MemoryTerm.document_id),
+                col(MemoryTerm.word),
+                col(MemoryTerm.occurrences),
+                col(MemoryTerm.word_count),
+            ).where(col(MemoryTerm.word).in_(wanted))
+        )
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        lengths: dict[int, int] = {}
+        frequency: dict[str, int] = defaultdict(int)
+        for document_id, word, occurrences, word_count in hits:
+            counts[document_id][word] = occurrences
+            lengths[document_id] = word_count
+            frequency[word] += 1
+        matching = [document_id for document_id, found in counts.items() if len(found) == len(wanted)]
+        if not matching:
+            return {"query": query, "results": []}
+        documents, words = (
+            await session.rows(select(func.count(), func.coalesce(func.sum(col(MemoryDocument.word_count)), 0)))
+        )[0]
+        average = int(words) / max(int(documents), 1)
+        paths: dict[int, str] = {}
+        for batch in batched(sorted(matching), _BATCH):
+            found = await session.rows(
+                select(col(MemoryDocument.id), col(MemoryDocument.path)).where(col(MemoryDocument.id).in_(batch))
+            )
+            paths |= dict(found)
+        scored = sorted(
+            (-text.bm25(counts[d], lengths[d], frequency, int(documents), average), paths[d], d)
+            for d in matching
+            if d in paths
+        )[:limit]
+        top = [document_id for _, _, document_id in scored]
+        contents: dict[int, str] = dict(
+            await session.rows(
+                select(col(MemoryDocument.id), col(MemoryDocument.content)).where(col(MemoryDocument.id).in_(top))
+            )
+        )
+    results = [
+        {"path": path, "snippet": text.snippet(contents.get(document_id, ""), wanted), "score": -negative + 0.0}
+        for negative, path, document_id in scored
+    ]
     return {"query": query, "results": results}
