@@ -12,6 +12,7 @@ from server.mcp.sessions import McpSessionDirectory
 from server.notifications import ChangeNotifications
 from server.state import AppState
 from tools.models import ToolSetting
+from tools.registry import ToolRegistry
 from tools.switches import ToolSwitches
 
 
@@ -28,6 +29,7 @@ def key_change_listeners(
     async def kill_switch(record: KeyRecord, previous: KeyRecord | None) -> None:
         terminated = record.streams_terminated_at
         if terminated is not None and (previous is None or previous.streams_terminated_at != terminated):
+            await mcp_sessions.listeners.end(record.key_id)  # completion result first, then the cut
             streams.terminate(record.key_id)
 
     async def announce_tool_changes(record: KeyRecord, previous: KeyRecord | None) -> None:
@@ -39,12 +41,14 @@ def key_change_listeners(
 
 
 def tool_setting_listeners(
-    switches: ToolSwitches, mcp_sessions: McpSessionDirectory
+    switches: ToolSwitches, mcp_sessions: McpSessionDirectory, tools: ToolRegistry
 ) -> list[ChangeListener[ToolSetting]]:
     async def apply(setting: ToolSetting, previous: ToolSetting | None) -> None:
         switches.invalidate(setting.organization_id)
-        if previous is None or previous.enabled != setting.enabled:
-            await mcp_sessions.notify_organization(setting.organization_id)
+        tool = tools.get(setting.tool_name)
+        if tool is not None and (previous is None or previous.enabled != setting.enabled):
+            # Only keys that may use the tool see their list change.
+            await mcp_sessions.notify_organization(setting.organization_id, lambda p: tools.grants(p, tool))
 
     return [apply]
 
@@ -55,7 +59,10 @@ async def key_changed_here(state: AppState, key_id: str, *, terminate_streams: b
     (Other replicas do the same when their change feed sees the row.)"""
     state.verifier.forget(key_id)
     state.forget_limits(key_id)
-    closed = state.streams.terminate(key_id) if terminate_streams else 0
+    closed = 0
+    if terminate_streams:
+        await state.mcp_sessions.listeners.end(key_id)  # completion result first, then the cut
+        closed = state.streams.terminate(key_id)
     await state.mcp_sessions.notify_keys([key_id])
     return closed
 

@@ -23,6 +23,8 @@ from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.draining import Drain
 from server.key_events import apply_notifications, key_change_listeners, tool_setting_listeners
+from server.mcp.listening import KeyListeners
+from server.mcp.server import principal_of
 from server.mcp.sessions import McpSessionDirectory
 from server.notifications import ChangeNotifications
 from server.pepper import load_or_create_pepper
@@ -126,13 +128,13 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     streams = StreamRegistry(
         max_streams_per_key=settings.max_streams_per_key, max_stream_seconds=settings.max_stream_seconds
     )
-    mcp_sessions = McpSessionDirectory()
+    mcp_sessions = McpSessionDirectory(KeyListeners(principal_of))
     watcher = key_change_feed(
         sessions, key_change_listeners(verifier, streams, mcp_sessions), interval=settings.key_change_poll_seconds
     )
     switches = ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds)
     tool_watcher = tool_setting_feed(
-        sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
+        sessions, tool_setting_listeners(switches, mcp_sessions, tools), interval=settings.key_change_poll_seconds
     )
     state = AppState(
         settings=settings,

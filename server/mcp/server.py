@@ -85,12 +85,7 @@ class SessionTracker:
         connection = getattr(ctx.session, "_connection", None)
         if session_id and connection is not None:
             principal = principal_of(ctx)
-            self.directory.remember(
-                session_id=session_id,
-                key_id=principal.key_id,
-                organization_id=principal.organization_id,
-                connection=connection,
-            )
+            self.directory.remember(session_id=session_id, principal=principal, connection=connection)
         return await call_next(ctx)
 
 
@@ -178,6 +173,7 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         get_tool_input_schema=tool_input_schema_lookup(state),
+        on_subscriptions_listen=state.mcp_sessions.listeners.listen,
     )
     server.middleware.append(SessionTracker(state.mcp_sessions))
     return server
@@ -225,6 +221,10 @@ class McpEndpoint:
             receive = unanswered
         elif scope["method"] == "DELETE":
             send = self._releasing(send, session_id)
+        if (b"mcp-method", b"subscriptions/listen") in scope["headers"]:
+            listeners = self.state.mcp_sessions.listeners
+            await listeners.track(principal, lambda: self.manager.handle_request(scope, receive, send))
+            return
         if (b"mcp-method", b"tools/call") not in scope["headers"]:
             await self.manager.handle_request(scope, receive, send)
             return

@@ -1,0 +1,97 @@
+"""Streams across replicas: 2026-07-28 ``subscriptions/listen`` per key, changes made through another replica."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from tests.deadlines import EVENTUALLY
+from tests.e2e.harness import CapgateProcess
+from tests.e2e.test_deploy import replicas  # noqa: F401  (fixture)
+from tests.e2e.test_replicas_lb import replica_env  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
+MODERN = "2026-07-28"
+
+
+class Frames:
+    """The JSON-RPC messages of one SSE response, as they arrive."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._lines = response.aiter_lines()
+        self.seen: list[dict[str, Any]] = []
+
+    async def next(self) -> dict[str, Any]:
+        with anyio.fail_after(EVENTUALLY):
+            async for line in self._lines:
+                if line.startswith("data:") and line[5:].strip():
+                    self.seen.append(json.loads(line[5:]))
+                    return self.seen[-1]
+        raise AssertionError(f"stream ended after {self.seen}")
+
+
+@asynccontextmanager
+async def listening(url: str, key: str, request_id: int) -> AsyncIterator[Frames]:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": True}, "_meta": meta},
+    }
+    headers = {
+        "x-api-key": key,
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "subscriptions/listen",
+    }
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http,
+        http.stream("POST", f"{url}/mcp", json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        frames = Frames(response)
+        assert (await frames.next())["method"] == "notifications/subscriptions/acknowledged"
+        yield frames
+
+
+async def test_each_key_hears_only_its_own_list_changes_and_terminate_streams_completes_the_listen(
+    replicas: list[CapgateProcess],  # noqa: F811
+) -> None:
+    manager = replicas[0].create_key("demo", "--scope", "*")["key"]
+    a, b = replicas[0].create_key("demo"), replicas[0].create_key("demo")
+    admin = httpx.AsyncClient(base_url=replicas[0].url, headers={"x-api-key": manager}, timeout=EVENTUALLY)
+    listener = replicas[2].url  # changes go through replica 1, listeners sit on replica 3
+    async with admin, listening(listener, a["key"], 1) as a_frames, listening(listener, b["key"], 2) as b_frames:
+        changed = await admin.patch(f"/api/keys/{b['id']}", json={"allowedTools": ["example_*"]})
+        assert changed.status_code == 200, changed.text
+        assert (await b_frames.next())["method"] == "notifications/tools/list_changed"
+
+        changed = await admin.patch(f"/api/keys/{a['id']}", json={"allowedTools": ["memory_*"]})
+        assert changed.status_code == 200, changed.text
+        event = await a_frames.next()
+        assert event["method"] == "notifications/tools/list_changed"
+        assert event["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 1
+
+        revoked = await admin.delete(f"/api/keys/{a['id']}", params={"terminateStreams": "true"})
+        assert revoked.status_code == 200, revoked.text
+        # A revocation changes the list too (to nothing); then the completion result ends the stream.
+        frames = [await a_frames.next()]
+        while "result" not in frames[-1]:
+            frames.append(await a_frames.next())
+        completion = frames[-1]
+        assert completion["id"] == 1 and "error" not in completion, completion
+        assert completion["result"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": 1}, completion
+        # B's change reached A's stream never: one list_changed for A's own change, one for its revocation.
+        methods = [frame.get("method") for frame in a_frames.seen]
+        assert methods.count("notifications/tools/list_changed") == 2, a_frames.seen
