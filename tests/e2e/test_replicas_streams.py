@@ -85,13 +85,10 @@ async def test_each_key_hears_only_its_own_list_changes_and_terminate_streams_co
 
         revoked = await admin.delete(f"/api/keys/{a['id']}", params={"terminateStreams": "true"})
         assert revoked.status_code == 200, revoked.text
-        # A revocation changes the list too (to nothing); then the completion result ends the stream.
-        frames = [await a_frames.next()]
-        while "result" not in frames[-1]:
-            frames.append(await a_frames.next())
-        completion = frames[-1]
+        completion = await a_frames.next()
         assert completion["id"] == 1 and "error" not in completion, completion
-        assert completion["result"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": 1}, completion
-        # B's change reached A's stream never: one list_changed for A's own change, one for its revocation.
+        assert completion["result"]["resultType"] == "complete", completion
+        assert completion["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 1, completion
+        # B's change never reached A's stream: acknowledged, A's own list change, the completion — nothing else.
         methods = [frame.get("method") for frame in a_frames.seen]
-        assert methods.count("notifications/tools/list_changed") == 2, a_frames.seen
+        assert methods == ["notifications/subscriptions/acknowledged", "notifications/tools/list_changed", None]
