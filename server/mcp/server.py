@@ -20,13 +20,13 @@ from mcp.server import Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound
 from auth.principal import Principal
 from server.mcp.forwarding import SessionForwarder, header
+from server.mcp.resumable import ResumableSessionManager, priming
 from server.mcp.sessions import McpSessionDirectory
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
@@ -179,14 +179,14 @@ def build_mcp_server(state: AppState) -> Server[Any]:
     return server
 
 
-def build_session_manager(server: Server[Any], settings: Settings) -> StreamableHTTPSessionManager:
+def build_session_manager(server: Server[Any], settings: Settings) -> ResumableSessionManager:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
     )
-    return StreamableHTTPSessionManager(
-        app=server,
+    return ResumableSessionManager(
+        server,
         security_settings=security,
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,
@@ -201,7 +201,7 @@ class McpEndpoint:
     relayed to its owner (``server/mcp/forwarding.py``).
     """
 
-    def __init__(self, manager: StreamableHTTPSessionManager, state: AppState, forwarder: SessionForwarder) -> None:
+    def __init__(self, manager: ResumableSessionManager, state: AppState, forwarder: SessionForwarder) -> None:
         self.manager = manager
         self.state = state
         self.forwarder = forwarder
@@ -214,13 +214,17 @@ class McpEndpoint:
         session_id = header(scope, b"mcp-session-id")
         if session_id is None:
             send = self._claiming(send, principal)
-        elif session_id not in self.manager._server_instances:  # the SDK offers no public lookup
+        elif not self.manager.holds(session_id):
             unanswered = await self.forwarder.relay(scope, receive, send, session_id, principal)
             if unanswered is None:
                 return
             receive = unanswered
         elif scope["method"] == "DELETE":
             send = self._releasing(send, session_id)
+        elif scope["method"] == "GET" and header(scope, b"last-event-id") is None:
+            events = self.manager.session_events(session_id)
+            if events is not None:
+                send = priming(send, events)
         if (b"mcp-method", b"subscriptions/listen") in scope["headers"]:
             listeners = self.state.mcp_sessions.listeners
             await listeners.track(principal, lambda: self.manager.handle_request(scope, receive, send))

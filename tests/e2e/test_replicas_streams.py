@@ -14,7 +14,7 @@ import pytest
 from tests.deadlines import EVENTUALLY
 from tests.e2e.harness import CapgateProcess
 from tests.e2e.test_deploy import replicas  # noqa: F401  (fixture)
-from tests.e2e.test_replicas_lb import replica_env  # noqa: F401  (fixture)
+from tests.e2e.test_replicas_lb import legacy_headers, open_session, replica_env  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 MODERN = "2026-07-28"
@@ -92,3 +92,74 @@ async def test_each_key_hears_only_its_own_list_changes_and_terminate_streams_co
         # B's change never reached A's stream: acknowledged, A's own list change, the completion — nothing else.
         methods = [frame.get("method") for frame in a_frames.seen]
         assert methods == ["notifications/subscriptions/acknowledged", "notifications/tools/list_changed", None]
+
+
+class Events:
+    """The SSE events (``id``, ``retry``, ``data``) of one response, as they arrive."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._lines = response.aiter_lines()
+
+    async def next(self) -> dict[str, str]:
+        event: dict[str, str] = {}
+        with anyio.fail_after(EVENTUALLY):
+            async for line in self._lines:
+                if not line:
+                    if event:
+                        return event
+                    continue
+                name, _, value = line.partition(":")
+                event[name] = event.get(name, "") + value.lstrip(" ")
+        raise AssertionError("stream ended")
+
+    async def next_message(self) -> dict[str, str]:
+        while not (event := await self.next()).get("data"):
+            pass
+        return event
+
+
+@asynccontextmanager
+async def get_stream(url: str, key: str, session_id: str, last_event_id: str | None = None) -> AsyncIterator[Events]:
+    headers = {
+        **legacy_headers(key, session_id),
+        "Accept": "text/event-stream",
+        **({"Last-Event-ID": last_event_id} if last_event_id else {}),
+    }
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http,
+        http.stream("GET", f"{url}/mcp", headers=headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        yield Events(response)
+
+
+async def test_a_dropped_legacy_stream_resumes_through_another_replica_missing_nothing_and_repeating_nothing(
+    replicas: list[CapgateProcess],  # noqa: F811
+) -> None:
+    manager = replicas[0].create_key("demo", "--scope", "*")["key"]
+    agent = replicas[0].create_key("demo")
+    session_id = open_session(replicas[0].url, agent["key"])  # owned by replica 1
+    admin = httpx.AsyncClient(base_url=replicas[0].url, headers={"x-api-key": manager}, timeout=EVENTUALLY)
+    patterns = iter([["example_*"], ["memory_*"], ["example_*"], ["memory_*"]])
+
+    async def change_agents_tools() -> None:
+        changed = await admin.patch(f"/api/keys/{agent['id']}", json={"allowedTools": next(patterns)})
+        assert changed.status_code == 200, changed.text
+
+    async with admin:
+        async with get_stream(replicas[0].url, agent["key"], session_id) as stream:
+            primer = await stream.next()
+            assert primer["id"] and primer["retry"] == "1000" and not primer.get("data")
+            await change_agents_tools()
+            seen = await stream.next_message()
+            assert json.loads(seen["data"])["method"] == "notifications/tools/list_changed"
+        # Dropped. Two changes happen while no stream is open.
+        await change_agents_tools()
+        await change_agents_tools()
+        async with get_stream(replicas[2].url, agent["key"], session_id, last_event_id=seen["id"]) as resumed:
+            missed = [await resumed.next_message(), await resumed.next_message()]
+            await change_agents_tools()
+            live = await resumed.next_message()
+    ids = [event["id"] for event in (seen, *missed, live)]
+    assert len(set(ids)) == 4, ids  # every notification once: the replay repeats nothing, the live one is new
+    assert all(json.loads(event["data"])["method"] == "notifications/tools/list_changed" for event in (*missed, live))
