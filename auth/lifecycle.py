@@ -79,8 +79,8 @@ async def update_api_key(
             source=source,
             details={"fields": sorted(changed)},
         )
-        await publish_change(session, "key", id=record.id, organization_id=record.organization_id)
         await flush_named(session, record.name)
+        await publish_change(session, "key", id=record.id, organization_id=record.organization_id)
     changes.changed = sorted(changed)
     return record
 

@@ -8,7 +8,7 @@ from auth.records import KeyRecord
 from auth.streams import StreamRegistry
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeListener, KeyChangeListener
-from server.mcp.sessions import McpSessionDirectory
+from server.mcp.sessions import Grant, McpSessionDirectory
 from server.notifications import ChangeNotifications
 from server.state import AppState
 from tools.models import ToolSetting
@@ -16,8 +16,9 @@ from tools.registry import ToolRegistry
 from tools.switches import ToolSwitches
 
 
-def grant_of(record: KeyRecord) -> tuple[object, ...]:
-    return (record.scopes, record.allowed_tools, record.revoked_at, record.expires_at)
+def grant_of(record: KeyRecord) -> Grant:
+    expires = int(record.expires_at.timestamp()) if record.expires_at else None
+    return (record.scopes, record.allowed_tools, record.revoked_at is not None, expires)
 
 
 def key_change_listeners(
@@ -32,10 +33,9 @@ def key_change_listeners(
             await mcp_sessions.listeners.end(record.key_id)  # completion result first, then the cut
             streams.terminate(record.key_id)
 
-    async def announce_tool_changes(record: KeyRecord, previous: KeyRecord | None) -> None:
+    async def announce_tool_changes(record: KeyRecord, _previous: KeyRecord | None) -> None:
         # Revoking or expiring a key changes what it may use (to nothing) just as a scope change does.
-        if previous is None or grant_of(previous) != grant_of(record):
-            await mcp_sessions.notify_keys([record.key_id])
+        await mcp_sessions.grant_changed(record.key_id, grant_of(record))
 
     return [refresh_cache, kill_switch, announce_tool_changes]
 
@@ -54,8 +54,8 @@ def tool_setting_listeners(
 
 
 async def key_changed_here(state: AppState, key_id: str, *, terminate_streams: bool = False) -> int:
-    """After this process changed a key: drop it from the caches at once, tell its open MCP sessions,
-    and with ``terminate_streams`` close its open streams. Returns how many streams were closed.
+    """After this process changed a key: drop it from the caches at once, have the feed tell its open
+    MCP sessions now, and with ``terminate_streams`` close its open streams. Returns how many streams were closed.
     (Other replicas do the same when their change feed sees the row.)"""
     state.verifier.forget(key_id)
     state.forget_limits(key_id)
@@ -63,7 +63,7 @@ async def key_changed_here(state: AppState, key_id: str, *, terminate_streams: b
     if terminate_streams:
         await state.mcp_sessions.listeners.end(key_id)  # completion result first, then the cut
         closed = state.streams.terminate(key_id)
-    await state.mcp_sessions.notify_keys([key_id])
+    state.watcher.wake()  # its sessions and listeners hear of a grant change from the feed, exactly once
     return closed
 
 

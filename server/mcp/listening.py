@@ -66,6 +66,10 @@ class KeyListeners:
                 if self._keys.get(principal.key_id) is streams:
                     del self._keys[principal.key_id]
 
+    def principal(self, key_id: str) -> Principal | None:
+        streams = self._keys.get(key_id)
+        return streams.principal if streams is not None else None
+
     def principals(self, organization_id: str) -> list[Principal]:
         return [s.principal for s in self._keys.values() if s.principal.organization_id == organization_id]
 

@@ -16,6 +16,14 @@ from server.mcp.listening import KeyListeners
 logger = logging.getLogger(__name__)
 
 
+Grant = tuple[tuple[str, ...], tuple[str, ...] | None, bool, int | None]
+"""What decides a key's visible tools: scopes, allowed tools, revoked, expiry (seconds since the epoch)."""
+
+
+def principal_grant(principal: Principal) -> Grant:
+    return (principal.key_scopes, principal.allowed_tools, False, principal.access_token.expires_at)
+
+
 class McpSessionDirectory:
     """Remembers each legacy session's connection under the key and organization that use it.
 
@@ -27,6 +35,7 @@ class McpSessionDirectory:
         self._by_key: dict[str, weakref.WeakValueDictionary[str, Connection]] = {}
         self._organization_keys: dict[str, set[str]] = {}
         self._principals: dict[str, Principal] = {}
+        self._announced: dict[str, Grant] = {}
 
     def remember(self, *, session_id: str, principal: Principal, connection: Connection) -> None:
         self._by_key.setdefault(principal.key_id, weakref.WeakValueDictionary())[session_id] = connection
@@ -41,6 +50,7 @@ class McpSessionDirectory:
         if not connections:
             del self._by_key[key_id]
             self._principals.pop(key_id, None)
+            self._announced.pop(key_id, None)
             for keys in self._organization_keys.values():
                 keys.discard(key_id)
         return connections
@@ -57,6 +67,16 @@ class McpSessionDirectory:
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     logger.debug("session of key %s closed before list_changed", key_id)
         return sent
+
+    async def grant_changed(self, key_id: str, grant: Grant) -> None:
+        """A key's row changed: its sessions and listeners hear of it only if its grant differs from
+        the one they know (the grant they connected with, or the last one announced to them)."""
+        principal = self._principals.get(key_id) or self.listeners.principal(key_id)
+        if principal is None:
+            return
+        if self._announced.get(key_id, principal_grant(principal)) != grant:
+            self._announced[key_id] = grant
+            await self.notify_keys([key_id])
 
     async def notify_organization(self, organization_id: str, affects: Callable[[Principal], bool]) -> int:
         """Notifies the organization's keys whose visible tools ``affects`` says may have changed."""
