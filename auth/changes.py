@@ -24,8 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "capgate_changes"
-ChangeKind = Literal["key", "tool_setting", "integration", "organization"]
-KINDS: frozenset[str] = frozenset({"key", "tool_setting", "integration", "organization"})
+ChangeKind = Literal["key", "tool_setting", "integration", "organization", "execution"]
+KINDS: frozenset[str] = frozenset({"key", "tool_setting", "integration", "organization", "execution"})
 _NOTIFY = text(
     "SELECT pg_notify(:channel, json_build_object("
     "'kind', CAST(:kind AS text), 'id', CAST(:id AS text), 'org', CAST(:org AS text),"
@@ -69,6 +69,7 @@ async def publish_change(
 
     Call it in the same transaction as the write (keys, grants, tool switches, integrations,
     organizations); the row must also carry a fresh ``updated_at`` so the poll backstop sees it.
+    ``execution``: new events of a running execution were written (followers on other replicas read them).
     """
     if session.get_bind().dialect.name != "postgresql":
         return

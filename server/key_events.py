@@ -86,6 +86,11 @@ def apply_notifications(notifications: ChangeNotifications, state: AppState) -> 
         tool_setting_changed(change)
         state.watcher.wake()
 
+    def execution_changed(change: Change | None) -> None:
+        if change is not None and change.id is not None:
+            state.runtime.live.changed_elsewhere(change.id)
+
     notifications.on("key", key_changed)
+    notifications.on("execution", execution_changed)
     notifications.on("tool_setting", tool_setting_changed)
     notifications.on("organization", organization_changed)

@@ -3,8 +3,9 @@
 The stream sends the stored events first, then live ones until the terminal event
 (`completed`, `failed` or `interrupted`), then ends. Each SSE event's ``id`` is the event's
 sequence number within the execution, so ``Last-Event-ID: n`` resumes after event n. An
-execution running in this process is followed from memory; one running elsewhere is
-followed by polling the database. Idle streams get a comment line every
+execution running in this process is followed from memory; one running elsewhere is read
+from the database each time that process announces new events (a change notification, on
+PostgreSQL), and every ``execution_poll_seconds`` in case a notification was lost. Idle streams get a comment line every
 ``sse_heartbeat_seconds``. A stream is one HTTP request, authenticated once: revoking its
 key does not cut it short (only the kill switch, ``terminateStreams``, or ``max_stream_seconds`` does).
 """
@@ -15,7 +16,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -66,7 +66,7 @@ async def follow(state: AppState, execution_id: str, after: int) -> AsyncIterato
         if live is not None:
             await live.wait_changed(state.settings.sse_heartbeat_seconds)
         else:
-            await anyio.sleep(state.settings.execution_poll_seconds)
+            await state.runtime.live.wait_elsewhere(execution_id, state.settings.execution_poll_seconds)
 
 
 async def execution_events(request: Request) -> EventSourceResponse:

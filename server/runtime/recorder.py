@@ -20,6 +20,7 @@ import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth.changes import publish_change
 from auth.dbtypes import utcnow
 from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter, Row, write
@@ -165,6 +166,7 @@ class ExecutionRecorder:
             rows += self._start_rows()
         rows += runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
         await write(session, rows)
+        await publish_change(session, "execution", id=self.execution_id, organization_id=self.organization_id)
         self._pending = []
         self.persisted = True
 
@@ -200,6 +202,9 @@ class ExecutionRecorder:
                 rows, statements = [*self._start_rows(final), *events], []
             try:
                 await self._committer.submit(self._sessions, rows, statements)
+                if self.persisted:  # followers elsewhere are waiting for the terminal event
+                    async with self._sessions.begin() as session:
+                        await publish_change(session, "execution", id=self.execution_id)
                 self.persisted = True
             finally:
                 self.close()

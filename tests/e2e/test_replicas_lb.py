@@ -36,6 +36,7 @@ def replica_env(tmp_path: Path, empty_postgres_url: str) -> dict[str, str]:
         CAPGATE_EVENT_FLUSH_SECONDS="0.05",
         # Far beyond every wait below: changes can only cross replicas through the change notifications.
         CAPGATE_KEY_CHANGE_POLL_SECONDS="30",
+        CAPGATE_EXECUTION_POLL_SECONDS="30",
     )
 
 

@@ -13,8 +13,10 @@ import pytest
 
 from tests.deadlines import EVENTUALLY
 from tests.e2e.harness import CapgateProcess
+from tests.e2e.runtime_server import Keys
 from tests.e2e.test_deploy import replicas  # noqa: F401  (fixture)
 from tests.e2e.test_replicas_lb import legacy_headers, open_session, replica_env  # noqa: F401  (fixture)
+from tests.e2e.test_runtime_streams import running_execution, start_countdown
 
 pytestmark = pytest.mark.e2e
 MODERN = "2026-07-28"
@@ -163,3 +165,32 @@ async def test_a_dropped_legacy_stream_resumes_through_another_replica_missing_n
     ids = [event["id"] for event in (seen, *missed, live)]
     assert len(set(ids)) == 4, ids  # every notification once: the replay repeats nothing, the live one is new
     assert all(json.loads(event["data"])["method"] == "notifications/tools/list_changed" for event in (*missed, live))
+
+
+async def test_an_execution_running_on_replica_1_streams_live_from_replica_3(
+    replicas: list[CapgateProcess],  # noqa: F811
+    replica_env: dict[str, str],  # noqa: F811
+) -> None:
+    key = replicas[0].create_key("demo")["key"]
+    async with httpx.AsyncClient(base_url=replicas[0].url, timeout=60) as first:
+        session_id, call = await start_countdown(first, key, steps=20, interval_ms=50)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call)
+            keys = Keys(replica_env["CAPGATE_DATABASE_URL"])
+            try:
+                execution_id = await running_execution(keys, session_id)
+            finally:
+                await keys.close()
+            # Replica 3 polls the database only every 30 s here: the events can only come from notifications.
+            url = f"{replicas[2].url}/api/runtime/executions/{execution_id}/events"
+            types: list[str] = []
+            async with (
+                httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http,
+                http.stream("GET", url, headers={"x-api-key": key, "Accept": "text/event-stream"}) as response,
+            ):
+                events = Events(response)
+                with anyio.fail_after(EVENTUALLY):
+                    while not types or types[-1] not in ("completed", "failed", "interrupted"):
+                        types.append((await events.next_message())["event"])
+    assert types[0] == "started" and types[-1] == "completed"
+    assert types.count("progress") >= 1
