@@ -4,7 +4,6 @@ key binding across replicas, and kill -9 of one replica while clients keep calli
 from __future__ import annotations
 
 import contextlib
-import secrets
 import signal
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import httpx
 import pytest
 
 from tests.deadlines import EVENTUALLY
-from tests.e2e.harness import CapgateProcess, capgate_env
+from tests.e2e.harness import CapgateProcess
 from tests.e2e.runtime_server import Keys
-from tests.e2e.test_deploy import balancer, replicas, requests_seen  # noqa: F401  (fixtures)
+from tests.e2e.test_deploy import balancer, replicas, requests_seen, shared_env  # noqa: F401  (fixtures)
 from tests.e2e.test_runtime_streams import running_execution
 from tests.mcp_helpers import mcp_client
 
@@ -25,12 +24,9 @@ LEGACY = "2025-11-25"
 
 @pytest.fixture
 def replica_env(tmp_path: Path, empty_postgres_url: str) -> dict[str, str]:
-    return capgate_env(
-        tmp_path / "shared",
+    return shared_env(
+        tmp_path,
         empty_postgres_url,
-        CAPGATE_PEPPER=secrets.token_urlsafe(32),
-        CAPGATE_REDIS_URL="redis://127.0.0.1:6379/0",
-        CAPGATE_REDIS_KEY_PREFIX=f"capgate-test-{secrets.token_hex(4)}",
         CAPGATE_SHUTDOWN_DRAIN_SECONDS="0",
         CAPGATE_WORKER_HEARTBEAT_SECONDS="0.3",
         CAPGATE_EVENT_FLUSH_SECONDS="0.05",
@@ -38,6 +34,14 @@ def replica_env(tmp_path: Path, empty_postgres_url: str) -> dict[str, str]:
         CAPGATE_KEY_CHANGE_POLL_SECONDS="30",
         CAPGATE_EXECUTION_POLL_SECONDS="30",
     )
+
+
+async def execution_running_in(env: dict[str, str], session_id: str) -> str:
+    keys = Keys(env["CAPGATE_DATABASE_URL"])
+    try:
+        return await running_execution(keys, session_id)
+    finally:
+        await keys.close()
 
 
 def legacy_headers(key: str, session_id: str | None = None) -> dict[str, str]:
@@ -146,11 +150,7 @@ async def test_kill_9_of_one_replica_loses_nothing_acknowledged(
             httpx.AsyncClient(base_url=balancer, headers=headers, timeout=60) as http,
         ):
             tasks.start_soon(countdown)
-            keys = Keys(replica_env["CAPGATE_DATABASE_URL"])
-            try:
-                running = await running_execution(keys, runtime_session)
-            finally:
-                await keys.close()
+            running = await execution_running_in(replica_env, runtime_session)
             async with mcp_client(f"{balancer}/mcp", key, style="x-api-key") as stateless:
                 for call in range(30):
                     if call == 10:

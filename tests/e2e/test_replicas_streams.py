@@ -13,10 +13,14 @@ import pytest
 
 from tests.deadlines import EVENTUALLY
 from tests.e2e.harness import CapgateProcess
-from tests.e2e.runtime_server import Keys
 from tests.e2e.test_deploy import replicas  # noqa: F401  (fixture)
-from tests.e2e.test_replicas_lb import legacy_headers, open_session, replica_env  # noqa: F401  (fixture)
-from tests.e2e.test_runtime_streams import running_execution, start_countdown
+from tests.e2e.test_replicas_lb import (  # noqa: F401  (replica_env: fixture)
+    execution_running_in,
+    legacy_headers,
+    open_session,
+    replica_env,
+)
+from tests.e2e.test_runtime_streams import start_countdown
 
 pytestmark = pytest.mark.e2e
 MODERN = "2026-07-28"
@@ -176,11 +180,7 @@ async def test_an_execution_running_on_replica_1_streams_live_from_replica_3(
         session_id, call = await start_countdown(first, key, steps=20, interval_ms=50)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(call)
-            keys = Keys(replica_env["CAPGATE_DATABASE_URL"])
-            try:
-                execution_id = await running_execution(keys, session_id)
-            finally:
-                await keys.close()
+            execution_id = await execution_running_in(replica_env, session_id)
             # Replica 3 polls the database only every 30 s here: the events can only come from notifications.
             url = f"{replicas[2].url}/api/runtime/executions/{execution_id}/events"
             types: list[str] = []
