@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench lint format clean clients clients-python client-configs
+.PHONY: serve test bench lint format clean mutants clients clients-python client-configs
 
 EXAMPLE_TOOLS := examples/capgate-example-tools
 
@@ -47,6 +47,10 @@ test: $(STAMP) clients-python
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Deliberate breaks of the security rules (mutants/breaks.py), each against its tests: all must be caught.
+mutants: $(STAMP)
+	$(BIN)/python -m mutants
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

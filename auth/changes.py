@@ -73,4 +73,5 @@ async def publish_change(
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    await session.execute(_NOTIFY, {"channel": CHANNEL, "kind": kind, "id": id, "org": organization_id})
+    with session.no_autoflush:  # the caller decides when its pending rows are flushed (and handles conflicts)
+        await session.execute(_NOTIFY, {"channel": CHANNEL, "kind": kind, "id": id, "org": organization_id})

@@ -20,7 +20,8 @@ async def database_now(session: AsyncSession) -> datetime:
 
     Writers on other hosts (the CLI, other replicas) may have skewed clocks; the feed's
     watermark must come from one clock. A SQLite file is only ever written on this host,
-    so there the host's clock is the database's clock.
+    so there the host's clock is the database's clock. The runtime's heartbeats, idempotency
+    expiry and (through server/runtime/clock.py) its row timestamps use it too.
     """
     if session.get_bind().dialect.name == "postgresql":
         value = await session.scalar(text("SELECT clock_timestamp()"))

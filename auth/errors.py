@@ -17,6 +17,10 @@ class CapgateError(Exception):
     status: int = 500
     code: str = "internal_error"
     message: str = "Internal server error"
+    rule: str | None = None
+    """For decision records: the rule that refused, in words (never echoed to the client)."""
+    decided_for: tuple[str, str, int] | None = None
+    """For decision records: key id, organization id and policy revision, when the key was identified."""
 
     def __init__(
         self,

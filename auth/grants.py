@@ -6,18 +6,29 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from auth.errors import CapgateError, InvalidRequest
-from auth.scopes import KEYS_MANAGE, RUNTIME, RUNTIME_READ, WILDCARD, UnknownScope, normalise_scopes
+from auth.scopes import (
+    INTEGRATIONS_MANAGE,
+    KEYS_MANAGE,
+    METRICS_READ,
+    RUNTIME,
+    RUNTIME_READ,
+    WILDCARD,
+    UnknownScope,
+    normalise_scopes,
+)
 
+OPERATOR_SCOPES = frozenset({WILDCARD, METRICS_READ})
 _ROLE_SCOPES: dict[str, frozenset[str]] = {
     "member": frozenset({RUNTIME, RUNTIME_READ}),
-    "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
-    "owner": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+    "admin": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
+    "owner": frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
 }
 _KEY_SCOPE_GRANTS: dict[str, frozenset[str]] = {
     RUNTIME: frozenset({RUNTIME, RUNTIME_READ}),
     RUNTIME_READ: frozenset({RUNTIME_READ}),
     KEYS_MANAGE: frozenset({KEYS_MANAGE}),
-    WILDCARD: frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE}),
+    INTEGRATIONS_MANAGE: frozenset({INTEGRATIONS_MANAGE}),
+    WILDCARD: frozenset({RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE}),
 }
 
 
@@ -61,8 +72,9 @@ def clean_scopes(scopes: Sequence[str]) -> list[str]:
 
 def check_grant(rights: Rights, scopes: Sequence[str], allowed_tools: Sequence[str] | None) -> None:
     """Raises NotGrantable (403 insufficient_scope) when the key would get more than ``rights``."""
-    if WILDCARD in scopes:
-        raise NotGrantable("Scope * can only be granted from the CLI")
+    for scope in scopes:
+        if scope in OPERATOR_SCOPES:  # process-wide: /metrics counts every organization's traffic
+            raise NotGrantable(f"Scope {scope} can only be granted from the CLI")
     for scope in scopes:
         if scope not in rights.scopes:
             raise NotGrantable(f"Not allowed to grant scope: {scope}")

@@ -21,6 +21,8 @@ from auth.store import CreatedKey, clean_allowed_tools, clean_name, flush_named
 
 MAX_KEY_LIFETIME = timedelta(days=365)
 UNSET: Any = object()
+# What the key may do; a change of any of them is a new policy revision (the name is not).
+POLICY_FIELDS = frozenset({"scopes", "allowed_tools", "rate_limit_per_second", "daily_quota"})
 
 
 @dataclass(slots=True)
@@ -69,6 +71,8 @@ async def update_api_key(
         changed_at = await database_now(session)  # before the changes: its query would autoflush them
         for name, value in changed.items():
             setattr(record, name, value)
+        if POLICY_FIELDS.intersection(changed):
+            record.policy_revision += 1
         record.updated_at = changed_at
         record_audit(
             session,
@@ -132,6 +136,7 @@ async def rotate_api_key(
     if record.expires_at is None or record.expires_at > old_ends:
         record.expires_at = old_ends
     record.replaced_by = new.id
+    record.policy_revision += 1  # shorter life, and a replaced key manages no more keys
     record.updated_at = changed_at
     await publish_change(session, "key", id=record.id, organization_id=record.organization_id)
     await session.flush()  # the old key leaves the one-active-name index before its successor enters it

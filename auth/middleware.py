@@ -12,7 +12,7 @@ from auth.credentials import extract_api_key
 from auth.errors import CapgateError
 from auth.principal import Principal, current_principal
 from auth.records import KeyRecord
-from auth.streams import StreamRegistry, is_event_stream_request, run_tracked
+from auth.streams import StreamRegistry, is_event_stream_request, run_tracked, stream_kind
 from auth.verifier import KeyVerifier
 
 # Called synchronously on the request path: they must only record in memory.
@@ -28,6 +28,7 @@ def principal_for(record: KeyRecord) -> Principal:
         scopes=record.scopes,
         allowed_tools=record.allowed_tools,
         expires_at=record.expires_at,
+        policy_revision=record.policy_revision,
         replaced=record.replaced_by is not None,
     )
 
@@ -75,11 +76,16 @@ class AuthMiddleware:
         jsonrpc = self.speaks_jsonrpc(scope["path"])
         presented: str | None = None
         try:
-            presented = extract_api_key(scope["headers"])
-            client = scope.get("client")
-            record = await self.verifier.verify(presented, source=client[0] if client else None)
-            request = self.streams.open(record.key_id, is_stream=is_event_stream_request(scope))
+            with self.verifier.observer.span("capgate.auth"):
+                presented = extract_api_key(scope["headers"])
+                client = scope.get("client")
+                record = await self.verifier.verify(presented, source=client[0] if client else None)
+            is_stream = is_event_stream_request(scope)
+            request = self.streams.open(
+                record.key_id, is_stream=is_stream, kind=stream_kind(scope) if is_stream else "request"
+            )
         except CapgateError as error:
+            self.verifier.observer.refused(scope, error)
             if self.on_failure is not None:
                 self.on_failure(scope, presented, error)
             await send_error(send, error, jsonrpc=jsonrpc)
@@ -91,9 +97,10 @@ class AuthMiddleware:
         scope["auth"] = AuthCredentials(list(record.scopes))
         token = current_principal.set(principal)
         sdk_token = auth_context_var.set(principal)
+        ended = "client_gone"  # unless run_tracked returns: the request's task was cancelled from outside
         try:
-            await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc)
+            ended = await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc)
         finally:
-            self.streams.close(request)
+            self.streams.close(request, ended)
             auth_context_var.reset(sdk_token)
             current_principal.reset(token)

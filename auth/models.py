@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, text
+from sqlalchemy import JSON, Column, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
 from auth.dbtypes import UTCDateTime, utcnow
@@ -71,6 +71,12 @@ class ApiKey(SQLModel, table=True):
     )
     rate_limit_per_second: int | None = None
     daily_quota: int | None = None
+    # A server default only, no client-side one: inserts that name no revision (older schema steps) still work.
+    policy_revision: int = Field(
+        default=1,
+        sa_column=Column(Integer, nullable=False, server_default="1"),
+        description="bumped on every change of what the key may do",
+    )
     display_prefix: str = Field(max_length=12)
     key_hash: str = Field(max_length=255)
 

@@ -23,6 +23,7 @@ class Principal(AuthenticatedUser):
         scopes: tuple[str, ...],
         allowed_tools: tuple[str, ...] | None,
         expires_at: datetime | None,
+        policy_revision: int = 1,
         replaced: bool = False,
     ) -> None:
         expires = int(expires_at.timestamp()) if expires_at else None
@@ -34,6 +35,7 @@ class Principal(AuthenticatedUser):
         self.key_name = key_name
         self.key_scopes = scopes
         self.allowed_tools = allowed_tools
+        self.policy_revision = policy_revision
         self.replaced = replaced
         """Replaced by rotation and in its overlap: still a runtime key, no longer a manager."""
 

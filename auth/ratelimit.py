@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.errors import RateLimited
+from auth.observer import NULL_OBSERVER, AuthObserver
 from auth.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,13 @@ class Decision:
     daily_remaining: int
     daily_reset: float
     """Seconds until the next UTC midnight."""
+
+    @property
+    def window(self) -> str:
+        """The window that decided: the one that ran out, else the tighter one."""
+        if not self.allowed:
+            return "second" if self.second_remaining <= 0 else "daily"
+        return "second" if self.second_remaining <= self.daily_remaining else "daily"
 
     @property
     def retry_after(self) -> int:
@@ -156,8 +164,10 @@ class RateLimitMiddleware:
         limiter: RateLimiter,
         counts: Callable[[str], bool],
         speaks_jsonrpc: Callable[[str], bool],
+        observer: AuthObserver = NULL_OBSERVER,
     ) -> None:
         self.app = app
+        self.observer = observer
         self.limiter = limiter
         self.counts = counts
         self.speaks_jsonrpc = speaks_jsonrpc
@@ -168,16 +178,24 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            decision = await self.limiter.hit(principal.key_id)
+            with self.observer.span("capgate.rate_limit"):
+                decision = await self.limiter.hit(principal.key_id)
         except (BackendUnavailable, SQLAlchemyError, OSError) as exc:
             # Failing open: an outage of the shared store (or of the database holding overrides)
             # must not take the API down with it.
             logger.warning("rate limit backend unavailable; request admitted unlimited: %s", exc)
+            if isinstance(exc, BackendUnavailable):
+                self.observer.redis_error("rate_limit")
+            self.observer.rate_limit("failed_open", "none")
             await self.app(scope, receive, send)
             return
         extra = decision.headers()
+        self.observer.rate_limit("allowed" if decision.allowed else "refused", decision.window)
         if not decision.allowed:
             error = RateLimited()
+            limit = decision.limits.per_second if decision.window == "second" else decision.limits.daily
+            error.rule = f"{'per-second' if decision.window == 'second' else 'daily'} window: {limit} requests"
+            self.observer.refused(scope, error)
             status, headers, body = error.render(jsonrpc=self.speaks_jsonrpc(scope["path"]))
             await send({"type": "http.response.start", "status": status, "headers": headers + extra})
             await send({"type": "http.response.body", "body": body})

@@ -20,6 +20,7 @@ class KeyRecord:
     updated_at: datetime
     key_hash: str
     streams_terminated_at: datetime | None = None
+    policy_revision: int = 1
     replaced_by: str | None = None
 
     @classmethod
@@ -35,6 +36,7 @@ class KeyRecord:
             updated_at=row.updated_at,
             key_hash=row.key_hash,
             streams_terminated_at=row.streams_terminated_at,
+            policy_revision=row.policy_revision,
             replaced_by=row.replaced_by,
         )
 

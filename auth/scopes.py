@@ -7,13 +7,17 @@ from collections.abc import Collection, Iterable
 RUNTIME = "runtime"
 RUNTIME_READ = "runtime:read"
 KEYS_MANAGE = "keys:manage"
+INTEGRATIONS_MANAGE = "integrations:manage"
+METRICS_READ = "metrics:read"
 WILDCARD = "*"
 
-KNOWN_SCOPES: tuple[str, ...] = (RUNTIME, RUNTIME_READ, KEYS_MANAGE, WILDCARD)
+KNOWN_SCOPES: tuple[str, ...] = (RUNTIME, RUNTIME_READ, KEYS_MANAGE, INTEGRATIONS_MANAGE, METRICS_READ, WILDCARD)
 # A key with any of these may use the route that requires the key of the mapping.
 _SATISFIED_BY: dict[str, frozenset[str]] = {
     RUNTIME: frozenset({RUNTIME, RUNTIME_READ, WILDCARD}),
     KEYS_MANAGE: frozenset({KEYS_MANAGE, WILDCARD}),
+    INTEGRATIONS_MANAGE: frozenset({INTEGRATIONS_MANAGE, WILDCARD}),
+    METRICS_READ: frozenset({METRICS_READ, WILDCARD}),
 }
 
 
@@ -37,6 +41,12 @@ def normalise_scopes(scopes: Iterable[str]) -> list[str]:
 
 def grants(held: Collection[str], required: str) -> bool:
     return not _SATISFIED_BY.get(required, frozenset({required, WILDCARD})).isdisjoint(held)
+
+
+def granting_scope(held: Collection[str], required: str) -> str | None:
+    """The scope of ``held`` that satisfies ``required`` (for decision records), or None."""
+    satisfying = _SATISFIED_BY.get(required, frozenset({required, WILDCARD}))
+    return next((scope for scope in held if scope in satisfying), None)
 
 
 def is_read_only(held: Collection[str]) -> bool:

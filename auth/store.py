@@ -11,6 +11,7 @@ import anyio.to_thread
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.audit import record_audit
 from auth.changes import publish_change
@@ -237,6 +238,7 @@ async def revoke_api_key(
     record = await get_api_key(session, key_id=key_id, organization_id=organization_id)
     now, changed_at = utcnow(), await database_now(session)
     if terminate_streams:
+        record.policy_revision += 1
         record.streams_terminated_at = now
         record.updated_at = changed_at
         record_audit(
@@ -248,6 +250,7 @@ async def revoke_api_key(
             source=source,
         )
     if record.revoked_at is None:
+        record.policy_revision += 1
         record.revoked_at = now
         record.updated_at = changed_at
         record_audit(
@@ -266,3 +269,12 @@ async def revoke_api_key(
 
 async def count_organizations(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Organization)) or 0)
+
+
+async def bump_policy_revisions(session: AsyncSession, *, organization_id: str, now: datetime) -> None:
+    """An organization-wide switch changed (a tool enabled or disabled): every key of it has a new policy."""
+    await session.execute(
+        update(ApiKey)
+        .where(col(ApiKey.organization_id) == organization_id)
+        .values(policy_revision=col(ApiKey.policy_revision) + 1, updated_at=now)
+    )

@@ -16,6 +16,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, RateLimited, RevokedApiKey
+from auth.observer import NULL_OBSERVER, AuthObserver
 
 
 class TooManyStreams(RateLimited):
@@ -31,29 +32,37 @@ class TrackedRequest:
     is_stream: bool
     scope: anyio.CancelScope
     terminated: bool = False
+    kind: str = "request"
 
 
 @dataclass
 class StreamRegistry:
     max_streams_per_key: int = 50
     max_stream_seconds: float = 3600.0
+    observer: AuthObserver = NULL_OBSERVER
     _requests: dict[str, set[TrackedRequest]] = field(default_factory=dict)
 
     def open_streams(self, key_id: str) -> int:
         return sum(1 for request in self._requests.get(key_id, ()) if request.is_stream)
 
-    def open(self, key_id: str, *, is_stream: bool) -> TrackedRequest:
+    def open(self, key_id: str, *, is_stream: bool, kind: str = "request") -> TrackedRequest:
         """Registers a request; raises TooManyStreams when the key already holds its limit of streams."""
         if is_stream and self.open_streams(key_id) >= self.max_streams_per_key:
             raise TooManyStreams(self.max_streams_per_key)
         deadline = (
             anyio.current_time() + self.max_stream_seconds if math.isfinite(self.max_stream_seconds) else math.inf
         )
-        request = TrackedRequest(key_id=key_id, is_stream=is_stream, scope=anyio.CancelScope(deadline=deadline))
+        request = TrackedRequest(
+            key_id=key_id, is_stream=is_stream, scope=anyio.CancelScope(deadline=deadline), kind=kind
+        )
         self._requests.setdefault(key_id, set()).add(request)
+        if is_stream:
+            self.observer.stream_opened(kind)
         return request
 
-    def close(self, request: TrackedRequest) -> None:
+    def close(self, request: TrackedRequest, reason: str = "completed") -> None:
+        if request.is_stream:
+            self.observer.stream_closed(request.kind, reason)
         requests = self._requests.get(request.key_id)
         if requests is not None:
             requests.discard(request)
@@ -82,6 +91,10 @@ def is_event_stream_request(scope: Scope) -> bool:
     return any(name == b"accept" and b"text/event-stream" in value for name, value in scope["headers"])
 
 
+def stream_kind(scope: Scope) -> str:
+    return "mcp" if "mcp" in scope["path"] else "execution_events"
+
+
 def _final_sse_event(error: CapgateError, *, jsonrpc: bool) -> bytes:
     payload = error.jsonrpc_body() if jsonrpc else error.body()
     event = "message" if jsonrpc else "error"
@@ -90,10 +103,21 @@ def _final_sse_event(error: CapgateError, *, jsonrpc: bool) -> bytes:
 
 async def run_tracked(
     app: ASGIApp, scope: Scope, receive: Receive, send: Send, request: TrackedRequest, *, jsonrpc: bool
-) -> None:
-    """Runs the request inside its cancel scope and, if it is cut off, still ends the HTTP response properly."""
+) -> str:
+    """Runs the request inside its cancel scope and, if it is cut off, still ends the HTTP response properly.
+
+    Returns why it ended: completed, client_gone, revoked_terminate or max_lifetime.
+    """
     started = finished = False
     is_sse = False
+    client_gone = False
+
+    async def watching_receive() -> Message:
+        nonlocal client_gone
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            client_gone = True
+        return message
 
     async def tracking_send(message: Message) -> None:
         nonlocal started, finished, is_sse
@@ -105,14 +129,16 @@ async def run_tracked(
         await send(message)
 
     with request.scope:
-        await app(scope, receive, tracking_send)
+        await app(scope, watching_receive if request.is_stream else receive, tracking_send)
     if not request.scope.cancelled_caught or finished:
-        return
+        return "client_gone" if client_gone and not finished else "completed"
     reason: CapgateError = RevokedApiKey() if request.terminated else StreamTimeLimit()
+    ended = "revoked_terminate" if request.terminated else "max_lifetime"
     if not started:
         status, headers, body = reason.render(jsonrpc=jsonrpc)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        return
+        return ended
     final = _final_sse_event(reason, jsonrpc=jsonrpc) if is_sse else b""
     await send({"type": "http.response.body", "body": final, "more_body": False})
+    return ended

@@ -36,6 +36,7 @@ from auth.errors import ExpiredApiKey, InvalidApiKey, RateLimited, RevokedApiKey
 from auth.hashing import SecretHasher, peppered_digest
 from auth.keys import parse_key
 from auth.loads import LoadGuard
+from auth.observer import NULL_OBSERVER, AuthObserver
 from auth.records import KeyRecord
 
 RecordLoader = Callable[[str], Awaitable[KeyRecord | None]]
@@ -86,6 +87,21 @@ class LRU(Generic[K, V]):
         return key in self._items
 
 
+def standing(record: KeyRecord, now: datetime) -> RevokedApiKey | ExpiredApiKey | None:
+    """Why a key that exists may not be used now (revoked, expired), with the rule for the decision record."""
+    refusal: RevokedApiKey | ExpiredApiKey
+    if record.revoked_at is not None:
+        refusal = RevokedApiKey()
+        refusal.rule = f"key revoked at {record.revoked_at.isoformat()}"
+    elif record.expires_at is not None and record.expires_at <= now:
+        refusal = ExpiredApiKey()
+        refusal.rule = f"key expired at {record.expires_at.isoformat()}"
+    else:
+        return None
+    refusal.decided_for = (record.key_id, record.organization_id, record.policy_revision)
+    return refusal
+
+
 class KeyVerifier:
     def __init__(
         self,
@@ -102,7 +118,9 @@ class KeyVerifier:
         source_failure_limit: int = 50,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
+        observer: AuthObserver = NULL_OBSERVER,
     ) -> None:
+        self.observer = observer
         self._load_record = load_record
         self._save_rehashed = save_rehashed
         self._hasher = hasher
@@ -137,13 +155,18 @@ class KeyVerifier:
             raise InvalidApiKey()
         digest = peppered_digest(self._pepper, parsed.raw)
         cached = self._verified.get(record.key_id)
-        if cached is None or not hmac.compare_digest(cached, digest):
+        fresh = cached is None or not hmac.compare_digest(cached, digest)
+        if fresh:
+            self.observer.key_cache("verified", hit=False)
             await self._verify_secret(record, digest, parsed.raw, source)
+        else:
+            self.observer.key_cache("verified", hit=True)
         # Only a caller holding the right secret learns that the key is revoked or expired.
-        if record.revoked_at is not None:
-            raise RevokedApiKey()
-        if record.expires_at is not None and record.expires_at <= self._now():
-            raise ExpiredApiKey()
+        refusal = standing(record, self._now())
+        if refusal is not None:
+            raise refusal
+        if fresh:  # after the checks: a key that may not be used gets no write
+            await self._rehash_if_outdated(record, parsed.raw)
         return record
 
     async def _verify_secret(self, record: KeyRecord, digest: bytes, raw: str, source: Source) -> None:
@@ -168,6 +191,8 @@ class KeyVerifier:
         if reserved:
             self._per_id.reset(pair)
             self._per_source.give_back(source)
+
+    async def _rehash_if_outdated(self, record: KeyRecord, raw: str) -> None:
         if self._save_rehashed is not None and self._hasher.needs_rehash(record.key_hash):
             new_hash = await anyio.to_thread.run_sync(self._hasher.hash, raw, limiter=self._limiter)
             await self._save_rehashed(record.key_id, new_hash)
@@ -190,9 +215,11 @@ class KeyVerifier:
             return await asyncio.shield(pending)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._in_flight[digest] = future
+        self.observer.argon2_waiting(1)
         try:
             self.stats.argon2_runs += 1
             ok = await anyio.to_thread.run_sync(self._hasher.verify, key_hash, raw, limiter=self._limiter)
+            self.observer.argon2_verified(ok)
             future.set_result(ok)
             return ok
         except BaseException as exc:
@@ -200,12 +227,15 @@ class KeyVerifier:
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must warn about it
             raise
         finally:
+            self.observer.argon2_waiting(-1)
             del self._in_flight[digest]
 
     async def _record(self, key_id: str) -> KeyRecord | None:
         cached = self._records.get(key_id)
         if cached is not None and self._monotonic() - cached[0] < self._record_ttl:
+            self.observer.key_cache("record", hit=True)
             return cached[1]
+        self.observer.key_cache("record", hit=False)
         self.stats.record_loads += 1
         token = self._loads.start(key_id)
         try:

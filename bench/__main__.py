@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("capabilities", "verification", "ratelimit", "runtime_invoke", "mcp_calls", "replicas")
+BENCHMARKS = ("capabilities", "verification", "ratelimit", "runtime_invoke", "mcp_calls", "integrations", "replicas")
 
 
 def main(args: list[str]) -> None:

@@ -7,8 +7,10 @@ refuses; a key warmed before measuring) and the bare SDK server of ``bench.mcp_b
 after round and alternating which goes first, drives each with the raw-socket load
 generator of ``bench.mcp_loadgen`` for the stateless 2026-07-28 protocol and for legacy
 sessions (one ``initialize`` per connection, then ``tools/call`` POSTs answered as SSE).
-The generator's ceiling is measured first against ``bench.mcp_trivial``. Results go to
-bench/results/mcp_calls.json.
+The generator's ceiling is measured first against ``bench.mcp_trivial``. Two more capgate
+processes measure observability's cost in the same run: one with metrics and decision records
+off (``capgate_observability_off``), one with OpenTelemetry tracing on, exporting over OTLP/HTTP
+to a local sink that answers 200 (``capgate_tracing``). Results go to bench/results/mcp_calls.json.
 
     .venv/bin/python -m bench.mcp_calls [--seconds 5] [--rounds 3] [--connections 16]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.server
 import json
 import os
 import platform
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPGATE = str(Path(sys.executable).parent / "capgate")
 MODES: tuple[Mode, ...] = ("stateless", "legacy")
 GOAL = 0.90
+OBSERVABILITY_GOAL = 0.05  # metrics + decision records on cost at most 5 % of throughput (tracing off)
+OBSERVABILITY_OFF = {"CAPGATE_METRICS_ENABLED": "false", "CAPGATE_DECISIONS_ENABLED": "false"}
 CAPGATE_ENV = {
     "CAPGATE_RATE_LIMIT_ENABLED": "true",  # the in-process limiter runs on every call...
     "CAPGATE_RATE_LIMIT_PER_SECOND": "1000000000",  # ...with limits the benchmark never reaches
@@ -59,11 +65,41 @@ class Server:
             self.process.kill()
 
 
-def start_capgate(data_dir: Path) -> Server:
+class TraceSink:
+    """An OTLP/HTTP endpoint that accepts every export: tracing's cost without a collector's."""
+
+    def __init__(self) -> None:
+        class Accept(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def start_capgate(data_dir: Path, name: str = "capgate", extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    env = {**os.environ, **CAPGATE_ENV, "CAPGATE_DATA_DIR": str(data_dir), "CAPGATE_PORT": str(port)}
-    for name in ("CAPGATE_REDIS_URL", "CAPGATE_DATABASE_URL", "CAPGATE_LOG_LEVEL"):
-        env.pop(name, None)
+    data_dir = data_dir / name
+    data_dir.mkdir()
+    env = {
+        **os.environ,
+        **CAPGATE_ENV,
+        **(extra_env or {}),
+        "CAPGATE_DATA_DIR": str(data_dir),
+        "CAPGATE_PORT": str(port),
+    }
+    for variable in ("CAPGATE_REDIS_URL", "CAPGATE_DATABASE_URL", "CAPGATE_LOG_LEVEL"):
+        env.pop(variable, None)
     subprocess.run([CAPGATE, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([CAPGATE, "orgs", "create", "bench"], env=env, check=True, capture_output=True)
     created = subprocess.run(
@@ -73,7 +109,7 @@ def start_capgate(data_dir: Path) -> Server:
         capture_output=True,
     )
     key = json.loads(created.stdout)["key"]
-    return Server("capgate", [CAPGATE, "serve"], env, port, {"x-api-key": key})
+    return Server(name, [CAPGATE, "serve"], env, port, {"x-api-key": key})
 
 
 def start_bare() -> Server:
@@ -100,6 +136,22 @@ def summarise(rounds: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
+def observability_cost(samples: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """Throughput and CPU of capgate with metrics + decisions on (the default) vs off, and with tracing on."""
+    on, off = summarise(samples["capgate"]), summarise(samples["capgate_observability_off"])
+    tracing = summarise(samples["capgate_tracing"])
+    cost = 1 - on["rps"] / off["rps"]
+    return {
+        "metrics_decisions_off": off,
+        "tracing_on": tracing,
+        "cost_rps": round(cost, 3),
+        "cost_cpu_ms_per_call": round(on["server_cpu_ms_per_call"] - off["server_cpu_ms_per_call"], 3),
+        "tracing_cost_rps": round(1 - tracing["rps"] / on["rps"], 3),
+        "tracing_cost_cpu_ms_per_call": round(tracing["server_cpu_ms_per_call"] - on["server_cpu_ms_per_call"], 3),
+        "meets_goal": cost <= OBSERVABILITY_GOAL,
+    }
+
+
 async def measure(server: Server, mode: Mode, seconds: float, connections: int) -> dict[str, float]:
     await drive(server.target, mode, seconds=1.0, connections=connections)  # warm: key cache, sessions, JIT-free paths
     return await drive(server.target, mode, seconds=seconds, connections=connections, server_pid=server.process.pid)
@@ -114,8 +166,14 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
             ceiling[mode] = {k: round(v, 2) for k, v in measured.items() if not k.startswith("server_")}
     finally:
         trivial.stop()
+    sink = TraceSink()
     with tempfile.TemporaryDirectory(prefix="capgate-mcp-bench-") as base:
-        servers = [start_capgate(Path(base)), start_bare()]
+        servers = [
+            start_capgate(Path(base)),
+            start_bare(),
+            start_capgate(Path(base), "capgate_observability_off", OBSERVABILITY_OFF),
+            start_capgate(Path(base), "capgate_tracing", {"CAPGATE_OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}),
+        ]
         try:
             samples: dict[str, dict[str, list[dict[str, float]]]] = {m: {s.name: [] for s in servers} for m in MODES}
             for round_index in range(rounds):
@@ -133,6 +191,7 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
         finally:
             for server in servers:
                 server.stop()
+            sink.stop()
     modes: dict[str, Any] = {}
     for mode in MODES:
         capgate = summarise(samples[mode]["capgate"])
@@ -142,6 +201,7 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
             "bare_sdk": bare,
             "ratio_rps": round(capgate["rps"] / bare["rps"], 3),
             "meets_goal": capgate["rps"] / bare["rps"] >= GOAL,
+            "observability": observability_cost(samples[mode]),
         }
     return {"loadgen_ceiling": ceiling, "modes": modes}
 
@@ -176,6 +236,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"{mode:9} capgate {numbers['capgate']['rps']:8.1f} req/s  bare {numbers['bare_sdk']['rps']:8.1f} req/s"
             f"  ratio {numbers['ratio_rps']:.3f}  (goal {GOAL})"
+        )
+        cost = numbers["observability"]
+        print(
+            f"{mode:9} metrics+decisions cost {cost['cost_rps']:+.3f} of req/s ({cost['cost_cpu_ms_per_call']:+.3f}"
+            f" ms CPU/call; goal <= {OBSERVABILITY_GOAL}); tracing on a further {cost['tracing_cost_rps']:+.3f}"
+            f" ({cost['tracing_cost_cpu_ms_per_call']:+.3f} ms CPU/call)"
         )
     print(f"loadgen ceiling: {json.dumps(results['loadgen_ceiling'])}")
 

@@ -32,6 +32,7 @@ class Target:
     port: int
     path: str = "/mcp"
     headers: dict[str, str] = field(default_factory=dict)  # e.g. the API key
+    tool: str = TOOL
 
 
 @dataclass
@@ -83,8 +84,8 @@ def stateless_call(target: Target, request_id: int) -> bytes:
         "io.modelcontextprotocol/clientCapabilities": {},
     }
     body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call"}
-    body["params"] = {"name": TOOL, "arguments": ARGUMENTS, "_meta": meta}
-    extra = {"MCP-Protocol-Version": STATELESS_VERSION, "Mcp-Method": "tools/call", "Mcp-Name": TOOL}
+    body["params"] = {"name": target.tool, "arguments": ARGUMENTS, "_meta": meta}
+    extra = {"MCP-Protocol-Version": STATELESS_VERSION, "Mcp-Method": "tools/call", "Mcp-Name": target.tool}
     return request_bytes(target, json.dumps(body, separators=(",", ":")).encode(), extra)
 
 
@@ -93,7 +94,7 @@ def legacy_call(target: Target, session_id: str, request_id: int) -> bytes:
         "jsonrpc": "2.0",
         "id": request_id,
         "method": "tools/call",
-        "params": {"name": TOOL, "arguments": ARGUMENTS},
+        "params": {"name": target.tool, "arguments": ARGUMENTS},
     }
     extra = {"Mcp-Session-Id": session_id, "MCP-Protocol-Version": LEGACY_VERSION}
     return request_bytes(target, json.dumps(body, separators=(",", ":")).encode(), extra)

@@ -20,7 +20,8 @@ from server.errors import EXCEPTION_HANDLERS
 from server.mcp.forwarding import SessionForwarder
 from server.mcp.owners import SessionOwners
 from server.mcp.server import McpEndpoint, build_mcp_server, build_session_manager
-from server.request_log import RequestLogMiddleware
+from server.observability.exposition import serve_metrics_bind
+from server.observability.requests import RequestObservationMiddleware
 from server.routes.routing import public_paths
 from server.routes.table import api_routes, counts_toward_rate_limit, speaks_jsonrpc
 from server.runtime.worker import run_worker
@@ -69,6 +70,10 @@ def create_app(
                 tasks.start_soon(state.tool_watcher.run)
                 if state.notifications is not None:
                     tasks.start_soon(state.notifications.run)
+                tasks.start_soon(state.integrations.pool.run)
+                tasks.start_soon(state.integrations.run)
+                for feed in state.integration_feeds:
+                    tasks.start_soon(feed.run)
                 tasks.start_soon(flusher.run)
                 tasks.start_soon(
                     functools.partial(
@@ -77,11 +82,22 @@ def create_app(
                         worker_id=state.runtime.worker_id,
                         interval=settings.worker_heartbeat_seconds,
                         committer=state.runtime.committer,
+                        clock=state.runtime.clock,
                     )
                 )
-                yield
+                tasks.start_soon(
+                    functools.partial(
+                        state.decisions.run,
+                        state.sessions,
+                        state.runtime.committer.submit,
+                        interval=settings.decisions_flush_seconds,
+                    )
+                )
+                with serve_metrics_bind(settings.metrics_bind, state.metrics):
+                    yield
                 tasks.cancel_scope.cancel()
             await flusher.flush(final=True)
+            await state.decisions.flush(state.sessions, state.runtime.committer.submit, final=True)
         finally:
             state.drain.uninstall()
             await forwarder.aclose()
@@ -94,7 +110,12 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
         middleware=[
-            Middleware(RequestLogMiddleware),
+            Middleware(
+                RequestObservationMiddleware,
+                metrics=state.metrics,
+                spans=state.metrics.spans,
+                decisions=state.decisions,
+            ),
             Middleware(
                 AuthMiddleware,
                 verifier=state.verifier,
@@ -111,6 +132,7 @@ def create_app(
                         limiter=state.rate_limiter,
                         counts=counts_toward_rate_limit,
                         speaks_jsonrpc=speaks_jsonrpc,
+                        observer=state.metrics,
                     )
                 ]
                 if state.rate_limiter is not None

@@ -3,6 +3,8 @@ woken at once by change notifications on PostgreSQL)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from auth.changes import Change
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry
@@ -10,6 +12,7 @@ from auth.verifier import KeyVerifier
 from auth.watcher import ChangeListener, KeyChangeListener
 from server.mcp.sessions import Grant, McpSessionDirectory
 from server.notifications import ChangeNotifications
+from server.observability.metrics import Metrics
 from server.state import AppState
 from tools.models import ToolSetting
 from tools.registry import ToolRegistry
@@ -22,7 +25,7 @@ def grant_of(record: KeyRecord) -> Grant:
 
 
 def key_change_listeners(
-    verifier: KeyVerifier, streams: StreamRegistry, mcp_sessions: McpSessionDirectory
+    verifier: KeyVerifier, streams: StreamRegistry, mcp_sessions: McpSessionDirectory, metrics: Metrics
 ) -> list[KeyChangeListener]:
     async def refresh_cache(record: KeyRecord, _previous: KeyRecord | None) -> None:
         verifier.refresh(record)
@@ -37,7 +40,19 @@ def key_change_listeners(
         # Revoking or expiring a key changes what it may use (to nothing) just as a scope change does.
         await mcp_sessions.grant_changed(record.key_id, grant_of(record))
 
-    return [refresh_cache, kill_switch, announce_tool_changes]
+    async def measure_propagation(record: KeyRecord, previous: KeyRecord | None) -> None:
+        if is_revocation(record, previous):
+            metrics.key_change_applied(record.key_id, record.updated_at)
+
+    return [refresh_cache, kill_switch, announce_tool_changes, measure_propagation]
+
+
+def is_revocation(record: KeyRecord, previous: KeyRecord | None) -> bool:
+    """The key was just revoked or its streams were just terminated."""
+    if record.revoked_at is not None and (previous is None or previous.revoked_at is None):
+        return True
+    terminated = record.streams_terminated_at
+    return terminated is not None and (previous is None or previous.streams_terminated_at != terminated)
 
 
 def tool_setting_listeners(
@@ -53,12 +68,16 @@ def tool_setting_listeners(
     return [apply]
 
 
-async def key_changed_here(state: AppState, key_id: str, *, terminate_streams: bool = False) -> int:
+async def key_changed_here(
+    state: AppState, key_id: str, *, terminate_streams: bool = False, revoked_at: datetime | None = None
+) -> int:
     """After this process changed a key: drop it from the caches at once, have the feed tell its open
     MCP sessions now, and with ``terminate_streams`` close its open streams. Returns how many streams were closed.
     (Other replicas do the same when their change feed sees the row.)"""
     state.verifier.forget(key_id)
     state.forget_limits(key_id)
+    if revoked_at is not None:
+        state.metrics.key_change_applied(key_id, revoked_at, now=state.clock())
     closed = 0
     if terminate_streams:
         await state.mcp_sessions.listeners.end(key_id)  # completion result first, then the cut
@@ -90,7 +109,12 @@ def apply_notifications(notifications: ChangeNotifications, state: AppState) -> 
         if change is not None and change.id is not None:
             state.runtime.live.changed_elsewhere(change.id)
 
+    def integration_changed(_change: Change | None) -> None:
+        for feed in state.integration_feeds:
+            feed.wake()
+
     notifications.on("key", key_changed)
+    notifications.on("integration", integration_changed)
     notifications.on("execution", execution_changed)
     notifications.on("tool_setting", tool_setting_changed)
     notifications.on("organization", organization_changed)

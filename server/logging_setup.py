@@ -36,4 +36,4 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True  # RequestLogMiddleware logs every request once
+    logging.getLogger("uvicorn.access").disabled = True  # RequestObservationMiddleware logs every request once

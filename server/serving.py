@@ -35,10 +35,18 @@ def run_server(settings: Settings) -> None:
     import uvicorn
 
     if settings.workers > 1:
+        from server.observability.workers import prepare_workers
+
         # Workers are new processes: what the command line overrode must reach them through the environment.
         os.environ.update(CAPGATE_HOST=settings.host, CAPGATE_PORT=str(settings.port))
+        prepare_workers(settings)  # before any worker starts: they share one directory of metrics
         uvicorn.run(
-            "server.serving:app_from_environment", factory=True, workers=settings.workers, **uvicorn_options(settings)
+            "server.serving:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            # A worker imports the whole app before it answers its first health check: time for a busy machine.
+            timeout_worker_healthcheck=30,
+            **uvicorn_options(settings),
         )
         return
     from server.app import create_app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -19,8 +20,11 @@ from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
 from auth.watcher import ChangeFeed
 from server.draining import Drain
+from server.integrations.catalog import IntegrationCatalog
 from server.mcp.sessions import McpSessionDirectory
 from server.notifications import ChangeNotifications
+from server.observability.decisions import DecisionLog
+from server.observability.metrics import Metrics
 from server.runtime.worker import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
@@ -47,6 +51,10 @@ class AppState:
     last_used: LastUsedTracker
     failures: AuthFailureAggregator
     rate_limiter: RateLimiter | None
+    metrics: Metrics
+    decisions: DecisionLog
+    integrations: IntegrationCatalog
+    integration_feeds: list[ChangeFeed[Any]]
     drain: Drain
     notifications: ChangeNotifications | None
     """Change notifications from other processes (PostgreSQL only; SQLite relies on the feeds' poll)."""

@@ -22,11 +22,15 @@ from auth.verifier import KeyVerifier
 from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.draining import Drain
+from server.integrations.wiring import build_catalog, integration_feeds
 from server.key_events import apply_notifications, key_change_listeners, tool_setting_listeners
 from server.mcp.listening import KeyListeners
 from server.mcp.server import principal_of
 from server.mcp.sessions import McpSessionDirectory
 from server.notifications import ChangeNotifications
+from server.observability.decisions import DecisionLog
+from server.observability.metrics import Metrics
+from server.observability.tracing import Spans, configure_tracing, otlp_endpoint
 from server.pepper import load_or_create_pepper
 from server.runtime.live import LiveExecutions
 from server.runtime.store import new_id
@@ -78,7 +82,25 @@ def build_rate_limiter(
     return RateLimiter(backend=backend, policies=policies, clock=clock)
 
 
+def build_observability(settings: Settings, clock: Callable[[], float]) -> tuple[Metrics, DecisionLog]:
+    tracing = configure_tracing(otlp_endpoint(settings.otel_exporter_otlp_endpoint), settings.otel_service_name)
+    metrics = Metrics(
+        max_organizations=settings.metrics_max_organizations,
+        spans=Spans(enabled=tracing),
+        enabled=settings.metrics_enabled,
+    )
+    decisions = DecisionLog(
+        enabled=settings.decisions_enabled,
+        allowed_mode=settings.decisions_allowed,
+        sample_rate=settings.decisions_sample_rate,
+        refusals_per_minute=settings.decisions_refusals_per_minute,
+        clock=clock,
+    )
+    return metrics, decisions
+
+
 def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], float] = time.time) -> AppState:
+    metrics, decisions = build_observability(settings, clock)
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     pepper = load_or_create_pepper(settings.data_dir, settings.pepper.get_secret_value() if settings.pepper else None)
@@ -109,6 +131,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         failure_window=settings.failed_verification_window_seconds,
         source_failure_limit=settings.failed_verification_source_limit,
         now=lambda: from_timestamp(clock()),
+        observer=metrics,
     )
 
     async def load_user(email: str) -> User | None:
@@ -126,15 +149,22 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         max_concurrency=settings.argon2_max_concurrency,
     )
     streams = StreamRegistry(
-        max_streams_per_key=settings.max_streams_per_key, max_stream_seconds=settings.max_stream_seconds
+        max_streams_per_key=settings.max_streams_per_key,
+        max_stream_seconds=settings.max_stream_seconds,
+        observer=metrics,
     )
     mcp_sessions = McpSessionDirectory(KeyListeners(principal_of))
     watcher = key_change_feed(
-        sessions, key_change_listeners(verifier, streams, mcp_sessions), interval=settings.key_change_poll_seconds
+        sessions,
+        key_change_listeners(verifier, streams, mcp_sessions, metrics),
+        interval=settings.key_change_poll_seconds,
     )
     switches = ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds)
     tool_watcher = tool_setting_feed(
         sessions, tool_setting_listeners(switches, mcp_sessions, tools), interval=settings.key_change_poll_seconds
+    )
+    integrations = build_catalog(
+        settings, sessions, on_change=mcp_sessions.notify_organization, clock=clock, metrics=metrics
     )
     state = AppState(
         settings=settings,
@@ -159,6 +189,10 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         last_used=LastUsedTracker(),
         failures=AuthFailureAggregator(),
         rate_limiter=build_rate_limiter(settings, sessions, clock),
+        metrics=metrics,
+        decisions=decisions,
+        integrations=integrations,
+        integration_feeds=list(integration_feeds(sessions, integrations, interval=settings.key_change_poll_seconds)),
         drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
         notifications=None,
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from tools.memory.store import MemoryLimits
 from tools.memory.tools import memory_tools
-from tools.plugins import plugin_tools
+from tools.plugins import load_plugins
 from tools.registry import ToolRegistry
 
 
 def default_registry(limits: MemoryLimits) -> ToolRegistry:
-    return ToolRegistry([*memory_tools(limits), *plugin_tools()])
+    built_in = memory_tools(limits)
+    plugins = load_plugins(taken=[tool.name for tool in built_in])
+    return ToolRegistry([*built_in, *plugins.tools], skipped=plugins.skipped)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,9 +31,12 @@ class ToolContext:
     execution_id: str
     db: OrganizationDatabase
     _emit: Emit = field(repr=False)
+    connected_account_id: str | None = None
 
     async def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Reports progress: persisted as a `progress` event and forwarded to MCP progress notifications."""
+        if not all(math.isfinite(value) for value in (done, total) if value is not None):
+            raise ToolError("Progress values must be finite numbers (NaN and Infinity are not JSON numbers)")
         await self._emit("progress", {"progress": done, "total": total, "message": message})
 
     async def log(self, level: str, message: str) -> None:

@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
-import fnmatch
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+import json
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from auth.principal import Principal
+from tools.access import Verdict, grant_verdict, unknown_tool_verdict
+
+if TYPE_CHECKING:
+    from tools.plugins import SkippedPlugin
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAccount:
+    """A connected account a tool is available on (Copia's ``accounts[]`` entry)."""
+
+    connected_account_id: str
+    integration_id: str
+    backend: str
+
+    def public(self) -> dict[str, str]:
+        return {
+            "connectedAccountId": self.connected_account_id,
+            "integrationId": self.integration_id,
+            "backend": self.backend,
+        }
+
+
+class PassThroughInput(BaseModel):
+    """The input of a tool whose schema belongs to someone else (an upstream): any object, checked there."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +53,22 @@ class Tool:
     idempotent: bool = False
     destructive: bool = False
     scope: str = "runtime"
-    accounts: tuple[str, ...] = field(default=())
+    accounts: tuple[ToolAccount, ...] = field(default=())
+    schema_json: str | None = None
+    """The input schema as JSON, for tools whose schema is not a pydantic model (upstream tools)."""
 
     @property
     def parameters(self) -> dict[str, Any]:
         """The input's JSON Schema, built once per model (listing tools runs on every request); do not mutate."""
+        if self.schema_json is not None:
+            return _parsed_schema(self.schema_json)
         return _json_schema(self.input_model)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_schema(schema_json: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(schema_json)
+    return parsed
 
 
 @functools.cache
@@ -40,13 +76,10 @@ def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-def allowed_by_patterns(name: str, patterns: Iterable[str] | None) -> bool:
-    return patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
 class ToolRegistry:
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, skipped: Iterable[SkippedPlugin] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.skipped = list(skipped)  # plugins that did not load, for `capgate tools list`
         for tool in tools:
             self.register(tool)
 
@@ -72,8 +105,26 @@ class ToolRegistry:
         return self._grants(principal, tool)
 
     def _grants(self, principal: Principal, tool: Tool) -> bool:
-        if not principal.has_scope(tool.scope):
-            return False
-        if principal.read_only and not tool.read_only:
-            return False
-        return allowed_by_patterns(tool.name, principal.allowed_tools)
+        return self.verdict(principal, tool).allowed
+
+    def verdict(self, principal: Principal, tool: Tool, disabled: Collection[str] = ()) -> Verdict:
+        return grant_verdict(
+            tool_name=tool.name,
+            tool_scope=tool.scope,
+            tool_read_only=tool.read_only,
+            key_scopes=principal.key_scopes,
+            allowed_tools=principal.allowed_tools,
+            disabled=disabled,
+        )
+
+    def decide(
+        self,
+        principal: Principal,
+        tool_name: str,
+        disabled: Collection[str] = (),
+        upstream: Mapping[str, Tool] | None = None,
+    ) -> Verdict:
+        """The decision the runtime acts on (and ``keys explain`` reports) for calling ``tool_name``;
+        ``upstream`` holds the organization's integration tools (a registered tool wins over one of them)."""
+        tool = self._tools.get(tool_name) or (upstream or {}).get(tool_name)
+        return unknown_tool_verdict() if tool is None else self.verdict(principal, tool, disabled)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from auth.changes import publish_change
 from auth.dbtypes import database_now
 from auth.loads import LoadGuard
+from auth.store import bump_policy_revisions
 from auth.watcher import ChangeFeed, ChangeListener
 from tools.models import ToolSetting
 
@@ -34,13 +35,14 @@ async def disabled_tools(session: AsyncSession, *, organization_id: str) -> froz
 
 async def store_tool_enabled(session: AsyncSession, *, organization_id: str, tool_name: str, enabled: bool) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    values = {"organization_id": organization_id, "tool_name": tool_name, "enabled": enabled}
-    values["updated_at"] = await database_now(session)
+    now = await database_now(session)
+    values = {"organization_id": organization_id, "tool_name": tool_name, "enabled": enabled, "updated_at": now}
     statement = insert(ToolSetting).values(**values)
     statement = statement.on_conflict_do_update(
-        index_elements=["organization_id", "tool_name"], set_={"enabled": enabled, "updated_at": values["updated_at"]}
+        index_elements=["organization_id", "tool_name"], set_={"enabled": enabled, "updated_at": now}
     )
     await session.execute(statement)
+    await bump_policy_revisions(session, organization_id=organization_id, now=now)
     await publish_change(session, "tool_setting", id=tool_name, organization_id=organization_id)
 
 

@@ -19,7 +19,7 @@ from server.cli.main import (
     CLI_ACTOR,
     KEY_COLUMNS,
     JsonOption,
-    app,
+    audit_app,
     fail,
     hasher_for,
     iso,
@@ -147,8 +147,9 @@ def orgs_update(
     print_rows([run_in_session(operation)], ["id", "name", "rate_limit_per_second", "daily_quota"], as_json=as_json)
 
 
-@app.command("audit")
+@audit_app.callback(invoke_without_command=True)
 def audit(
+    ctx: typer.Context,
     org: Annotated[str | None, typer.Option(help="Organization id or name (default: every organization).")] = None,
     key: Annotated[str | None, typer.Option(help="Only events of this key id.")] = None,
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. key.revoked or auth.failed.")] = None,
@@ -156,6 +157,8 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """Show the audit log, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
 
     async def operation(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
         organization_id = (await store.get_organization(session, ref=org)).id if org else None

@@ -42,11 +42,19 @@ orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of an organization.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tools_app = typer.Typer(help="Tools, and which an organization has enabled.", no_args_is_help=True)
+integrations_app = typer.Typer(help="Upstream MCP servers an organization uses.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Connected accounts: one credential each for an integration.", no_args_is_help=True)
+secrets_app = typer.Typer(help="The data keys that seal stored credentials.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log, and `audit decisions` for authorization decisions.")
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tools_app, name="tools")
+app.add_typer(integrations_app, name="integrations")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(audit_app, name="audit")
 app.command("config")(config)
 
 out = Console(highlight=False, soft_wrap=True, width=shutil.get_terminal_size((160, 24)).columns)
@@ -122,6 +130,7 @@ def key_row(key: ApiKey) -> dict[str, Any]:
         "expires_at": iso(key.expires_at),
         "revoked_at": iso(key.revoked_at),
         "last_used_at": iso(key.last_used_at),
+        "policy_revision": key.policy_revision,
     }
 
 
@@ -255,7 +264,9 @@ KEY_COLUMNS = ["id", "name", "prefix", "scopes", "allowed_tools", "expires_at", 
 def keys_create(
     org: Annotated[str, typer.Option(help="Organization id or name.")],
     name: Annotated[str, typer.Option(help="A name that says who uses the key.")],
-    scope: Annotated[list[str] | None, typer.Option(help="runtime, runtime:read, keys:manage or *.")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="runtime, runtime:read, keys:manage, metrics:read or *.")
+    ] = None,
     allowed_tool: Annotated[list[str] | None, typer.Option(help="Tool-name glob the key is limited to.")] = None,
     expires_in: Annotated[str | None, typer.Option(help="Lifetime such as 90d, 12h or 30m.")] = None,
     as_json: JsonOption = False,
@@ -373,5 +384,7 @@ def _database_url_for_message() -> str | None:
 
 
 # Registers `keys rotate`, `keys update`, `orgs update` and `audit` on the apps above.
+import server.cli.decisions  # noqa: E402, F401
+import server.cli.integrations  # noqa: E402, F401
 import server.cli.lifecycle  # noqa: E402, F401
 import server.cli.tools  # noqa: E402, F401

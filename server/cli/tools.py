@@ -16,7 +16,8 @@ def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, An
     from server.wiring import memory_limits
     from tools.catalog import default_registry
 
-    return [
+    registry = default_registry(memory_limits(settings))
+    rows: list[dict[str, Any]] = [
         {
             "name": tool.name,
             "kind": tool.kind,
@@ -24,8 +25,19 @@ def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, An
             "enabled": tool.name not in disabled,
             "description": tool.description,
         }
-        for tool in default_registry(memory_limits(settings)).all()
+        for tool in registry.all()
     ]
+    skipped = [
+        {
+            "name": plugin.name,
+            "kind": "skipped",
+            "read_only": None,
+            "enabled": False,
+            "description": f"not loaded ({plugin.origin}): {plugin.reason}",
+        }
+        for plugin in registry.skipped
+    ]
+    return rows + skipped
 
 
 TOOL_COLUMNS = ["name", "kind", "read_only", "enabled", "description"]
@@ -44,11 +56,13 @@ def tools_list(org: Annotated[str, typer.Option(help="Organization id or name.")
 
 
 def _switch_tool(name: str, org: str, enabled: bool) -> None:
+    from server.integrations.accounts import integration_tool_names
     from tools.switches import store_tool_enabled
 
     async def operation(session: AsyncSession, settings: Settings) -> str:
         organization = await store.get_organization(session, ref=org)
-        known = {row["name"] for row in tool_rows(frozenset(), settings)}
+        known = {row["name"] for row in tool_rows(frozenset(), settings) if row["kind"] != "skipped"}
+        known |= await integration_tool_names(session, organization_id=organization.id)
         if name not in known:
             raise fail(f"unknown tool {name!r} (installed: {', '.join(sorted(known))})")
         await store_tool_enabled(session, organization_id=organization.id, tool_name=name, enabled=enabled)

@@ -23,11 +23,15 @@ from mcp.server.models import InitializationOptions
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Message, Receive, Scope, Send
 
-from auth.errors import CapgateError, InvalidRequest, NotFound
+from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
+from auth.streams import StreamTimeLimit
+from server.integrations.tools import AccountRequired, mcp_input_schema
 from server.mcp.forwarding import SessionForwarder, header
 from server.mcp.resumable import ResumableSessionManager, priming
 from server.mcp.sessions import McpSessionDirectory
+from server.observability.mcp import McpObservation
+from server.observability.observed import observed
 from server.runtime.invocation import invoke_tool, visible_tools
 from server.settings import Settings
 from server.state import AppState
@@ -52,7 +56,7 @@ def mcp_tool(tool: Tool) -> types.Tool:
     return types.Tool(
         name=tool.name,
         description=tool.description,
-        input_schema=tool.parameters,
+        input_schema=mcp_input_schema(tool),
         annotations=types.ToolAnnotations(
             read_only_hint=tool.read_only,
             idempotent_hint=tool.idempotent,
@@ -64,6 +68,12 @@ def mcp_tool(tool: Tool) -> types.Tool:
 
 def error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def account_required_message(error: AccountRequired) -> str:
+    accounts = (error.details or {}).get("availableAccounts", [])
+    ids = ", ".join(account["connectedAccountId"] for account in accounts)
+    return f"{error.message}. Pass connectedAccountId, one of: {ids}"
 
 
 def invalid_input_message(error: InvalidRequest) -> str:
@@ -141,16 +151,33 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         async def on_progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(done, total, message)
 
+        # A legacy session runs this handler in the session's task, outside the cancel scope of the POST
+        # that carried the call: the call gets its own, so the kill switch and max_stream_seconds stop the tool too.
+        bound = state.streams.open(principal.key_id, is_stream=False)
         try:
-            result = await invoke_tool(
-                state, principal, params.name, dict(params.arguments or {}), source="mcp", on_progress=on_progress
-            )
+            with bound.scope:
+                result = await invoke_tool(
+                    state,
+                    principal,
+                    params.name,
+                    dict(params.arguments or {}),
+                    source="mcp",
+                    on_progress=on_progress,
+                    observation=observed(ctx.request.scope) if ctx.request is not None else None,
+                    route="tools/call",
+                )
+            if bound.scope.cancelled_caught:
+                return error_result((RevokedApiKey if bound.terminated else StreamTimeLimit).message)
         except NotFound:
             return error_result(f"Unknown tool: {params.name}")
         except InvalidRequest as error:
             return error_result(invalid_input_message(error))
+        except AccountRequired as error:
+            return error_result(account_required_message(error))
         except CapgateError as error:
             return error_result(error.message)
+        finally:
+            state.streams.close(bound)
         meta = {
             "executionId": result.execution_id,
             "sessionId": result.session_id,
@@ -176,6 +203,7 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         on_subscriptions_listen=state.mcp_sessions.listeners.listen,
     )
     server.middleware.append(SessionTracker(state.mcp_sessions))
+    server.middleware.append(McpObservation(state.metrics, state.tools))
     return server
 
 

@@ -78,8 +78,10 @@ class McpSessionDirectory:
             self._announced[key_id] = grant
             await self.notify_keys([key_id])
 
-    async def notify_organization(self, organization_id: str, affects: Callable[[Principal], bool]) -> int:
-        """Notifies the organization's keys whose visible tools ``affects`` says may have changed."""
+    async def notify_organization(
+        self, organization_id: str, affects: Callable[[Principal], bool] = lambda _principal: True
+    ) -> int:
+        """Notifies the organization's keys whose visible tools ``affects`` says may have changed (default: all)."""
         principals = [
             self._principals[k] for k in self._organization_keys.get(organization_id, ()) if k in self._principals
         ]

@@ -8,8 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from server.openapi.integrations import SCHEMAS as INTEGRATION_SCHEMAS
+from server.openapi.integrations import integration_paths
 from server.openapi.keys import RATE_LIMIT_HEADERS, RATE_LIMITED, key_paths
 from server.openapi.keys import SCHEMAS as KEY_SCHEMAS
+from server.openapi.observability import SCHEMAS as OBSERVABILITY_SCHEMAS
+from server.openapi.observability import observability_paths
 from server.openapi.schemas import SCHEMAS
 from server.routes.routing import public_route
 
@@ -86,7 +90,7 @@ def _invoke(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
             "200": _json(_ref("Invocation"), "the tool ran (also when it failed: see isError)"),
             "400": _error("invalid_request: bad body or tool input; details names the fields"),
             "404": _error("not_found: unknown tool (or one the key may not see), or unknown session"),
-            "409": _error("session_archived, idempotency_key_reused, or account_required"),
+            "409": _error("session_archived, idempotency_key_reused, idempotency_key_interrupted, or account_required"),
             "413": _error("payload_too_large"),
         },
         parameters=[*parameters, IDEMPOTENCY_KEY],
@@ -172,6 +176,8 @@ def build_document() -> dict[str, Any]:
                 )
             },
             **key_paths(),
+            **integration_paths(),
+            **observability_paths(),
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": _json(STATUS_SCHEMA, "up")}}},
             "/readyz": {
                 "get": {
@@ -181,7 +187,7 @@ def build_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {**SCHEMAS, **KEY_SCHEMAS},
+            "schemas": {**SCHEMAS, **KEY_SCHEMAS, **INTEGRATION_SCHEMAS, **OBSERVABILITY_SCHEMAS},
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -90,12 +90,12 @@ RATE_LIMITED = {
 }
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_response(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: str) -> dict[str, Any]:
-    return {status: _json(ERROR_REF, "error") for status in statuses}
+def errors(*statuses: str) -> dict[str, Any]:
+    return {status: json_response(ERROR_REF, "error") for status in statuses}
 
 
 def _body(ref: str, required: bool = True) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def key_paths() -> dict[str, Any]:
     for item in paths.values():
         for operation in item.values():
             if isinstance(operation, dict) and "responses" in operation:
-                operation["responses"] = {**_errors("401", "403"), **operation["responses"]}
+                operation["responses"] = {**errors("401", "403"), **operation["responses"]}
     return paths
 
 
@@ -131,36 +131,43 @@ def _key_paths() -> dict[str, Any]:
                 "summary": "Create a key with a user's email and password (HTTP Basic)",
                 "security": [{"basic": []}],
                 "requestBody": _body("ApiKeyCreate"),
-                "responses": {"201": _json(NEW_KEY_REF, "created"), **_errors("400", "401", "403", "409", "429")},
+                "responses": {
+                    "201": json_response(NEW_KEY_REF, "created"),
+                    **errors("400", "401", "403", "409", "429"),
+                },
             }
         },
         "/api/keys": {
             "get": {
                 **managed,
                 "summary": "List the organization's keys",
-                "responses": {"200": _json(KEY_LIST, "keys")},
+                "responses": {"200": json_response(KEY_LIST, "keys")},
             },
             "post": {
                 **managed,
                 "summary": "Create a key",
                 "requestBody": _body("ApiKeyCreate"),
-                "responses": {"201": _json(NEW_KEY_REF, "created"), **_errors("400", "401", "403", "409")},
+                "responses": {"201": json_response(NEW_KEY_REF, "created"), **errors("400", "401", "403", "409")},
             },
         },
         "/api/keys/{keyId}": {
             "parameters": KEY_ID,
-            "get": {**managed, "summary": "One key", "responses": {"200": _json(KEY_REF, "key"), **_errors("404")}},
+            "get": {
+                **managed,
+                "summary": "One key",
+                "responses": {"200": json_response(KEY_REF, "key"), **errors("404")},
+            },
             "patch": {
                 **managed,
                 "summary": "Change name, scopes, allowed tools or limits",
                 "requestBody": _body("ApiKeyUpdate"),
-                "responses": {"200": _json(KEY_REF, "updated"), **_errors("400", "403", "404", "409")},
+                "responses": {"200": json_response(KEY_REF, "updated"), **errors("400", "403", "404", "409")},
             },
             "delete": {
                 **managed,
                 "summary": "Revoke",
                 "parameters": [{"name": "terminateStreams", "in": "query", "schema": {"type": "boolean"}}],
-                "responses": {"200": _json(KEY_REF, "revoked"), **_errors("400", "404")},
+                "responses": {"200": json_response(KEY_REF, "revoked"), **errors("400", "404")},
             },
         },
         "/api/keys/{keyId}/rotate": {
@@ -176,7 +183,7 @@ def _key_paths() -> dict[str, Any]:
                         }
                     },
                 },
-                "responses": {"201": _json(NEW_KEY_REF, "new key"), **_errors("400", "403", "404", "409")},
+                "responses": {"201": json_response(NEW_KEY_REF, "new key"), **errors("400", "403", "404", "409")},
             },
         },
         "/api/audit": {
@@ -192,7 +199,7 @@ def _key_paths() -> dict[str, Any]:
                         ("before", "integer"),
                     )
                 ],
-                "responses": {"200": _json(AUDIT_LIST, "events"), **_errors("400")},
+                "responses": {"200": json_response(AUDIT_LIST, "events"), **errors("400")},
             }
         },
     }

@@ -27,7 +27,18 @@ CAPABILITY: dict[str, Any] = {
         "parameters": {"type": "object", "description": "JSON Schema of the tool input"},
         "isReadOnly": {"type": "boolean"},
         "supportsIdempotency": {"type": "boolean"},
-        "accounts": {"type": "array", "items": {"type": "string"}},
+        "accounts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["connectedAccountId", "integrationId", "backend"],
+                "properties": {
+                    "connectedAccountId": {"type": "string"},
+                    "integrationId": {"type": "string"},
+                    "backend": {"type": "string", "enum": ["mcp-http", "mcp-stdio"]},
+                },
+            },
+        },
     },
 }
 

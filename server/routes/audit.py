@@ -13,7 +13,7 @@ from server.state import app_state
 MAX_LIMIT = 500
 
 
-def _positive_int(request: Request, name: str, default: int | None, maximum: int | None = None) -> int | None:
+def positive_int(request: Request, name: str, default: int | None, maximum: int | None = None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -25,8 +25,8 @@ def _positive_int(request: Request, name: str, default: int | None, maximum: int
 
 
 async def list_audit(request: Request) -> JSONResponse:
-    limit = _positive_int(request, "limit", 100, MAX_LIMIT) or 100
-    before = _positive_int(request, "before", None)
+    limit = positive_int(request, "limit", 100, MAX_LIMIT) or 100
+    before = positive_int(request, "before", None)
     async with app_state(request).sessions() as session:
         events = await list_audit_events(
             session,

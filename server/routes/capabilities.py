@@ -20,7 +20,7 @@ def tool_capability(tool: Tool) -> dict[str, Any]:
         "parameters": tool.parameters,
         "isReadOnly": tool.read_only,
         "supportsIdempotency": tool.idempotent,
-        "accounts": list(tool.accounts),
+        "accounts": [account.public() for account in tool.accounts],
     }
 
 

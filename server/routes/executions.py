@@ -45,17 +45,24 @@ def _last_event_id(request: Request) -> int:
     return int(raw)
 
 
-async def _stored_events(state: AppState, execution_id: str, after: int) -> list[EventRecord]:
+async def _stored_events(state: AppState, execution_id: str, after: int) -> list[EventRecord] | None:
+    """The stored events after ``after``; None when there are none and none will come (the execution finished)."""
     async with state.sessions() as session:
-        return await runtime_store.load_events(session, execution_id=execution_id, after=after)
+        events = await runtime_store.load_events(session, execution_id=execution_id, after=after)
+        if not events and await runtime_store.execution_finished(session, execution_id=execution_id):
+            return None
+    return events
 
 
 async def follow(state: AppState, execution_id: str, after: int) -> AsyncIterator[EventRecord]:
-    """Every event after ``after``, up to and including the terminal one."""
+    """Every event after ``after``, up to and including the terminal one; nothing once that has been sent."""
     while True:
         live = state.runtime.live.get(execution_id)
         if live is None:
-            events = await _stored_events(state, execution_id, after)
+            stored = await _stored_events(state, execution_id, after)
+            if stored is None:  # resumed at or after the final event
+                return
+            events = stored
         else:
             events = live.after(after)
         for event in events:
@@ -64,7 +71,7 @@ async def follow(state: AppState, execution_id: str, after: int) -> AsyncIterato
             if event.terminal:
                 return
         if live is not None:
-            await live.wait_changed(state.settings.sse_heartbeat_seconds)
+            await live.wait_for_events_after(after, state.settings.sse_heartbeat_seconds)
         else:
             await state.runtime.live.wait_elsewhere(execution_id, state.settings.execution_poll_seconds)
 

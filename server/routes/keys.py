@@ -227,5 +227,5 @@ async def revoke_key(request: Request) -> JSONResponse:
             source=source_of(request),
             terminate_streams=terminate,
         )
-    terminated = await key_changed_here(state, key.id, terminate_streams=terminate)
+    terminated = await key_changed_here(state, key.id, terminate_streams=terminate, revoked_at=key.updated_at)
     return JSONResponse({**public(state, key), "terminatedStreams": terminated})

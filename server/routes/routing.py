@@ -13,19 +13,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from auth.errors import InsufficientScope
 from auth.middleware import send_error
 from auth.principal import Principal
+from auth.scopes import RUNTIME
+from server.observability.observed import route_decision
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def require_scope(principal: Principal, scope: str) -> None:
-    if not principal.has_scope(scope):
-        raise InsufficientScope(scope)
-
-
 def scoped_route(path: str, endpoint: Endpoint, *, scope: str, methods: Sequence[str] = ("GET",)) -> Route:
+    # A tool call's decision is the runtime's (it names the tool and the rule); other runtime routes decide here.
+    record_allowed = scope == RUNTIME and "{tool_name}" not in path
+
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        require_scope(request.user, scope)
+        if not route_decision(request.scope, request.user, scope, record_allowed=record_allowed):
+            raise InsufficientScope(scope)
         return await endpoint(request)
 
     route = Route(path, guarded, methods=list(methods))
@@ -52,7 +53,9 @@ class ScopeGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal: Principal = scope["user"]
-        if not principal.has_scope(self.required_scope):
+        # MCP messages (POST) are decided one by one in the MCP server; GET streams and DELETE here.
+        record_allowed = self.required_scope == RUNTIME and scope["method"] != "POST"
+        if not route_decision(scope, principal, self.required_scope, record_allowed=record_allowed):
             await send_error(send, InsufficientScope(self.required_scope), jsonrpc=True)
             return
         await self.app(scope, receive, send)

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from auth.errors import InvalidRequest
+from server.observability.observed import observed, route_template
 from server.routes.bodies import read_model
 from server.routes.capabilities import capabilities_document
 from server.routes.runtime_wire import InvokeBody, SessionCreateBody, invocation_public, session_public
@@ -28,6 +29,8 @@ async def _invoke(request: Request, tool_name: str, session_id: str | None) -> J
         connected_account_id=body.connectedAccountId,
         idempotency_key=request.headers.get("idempotency-key"),
         source="api",
+        observation=observed(request.scope),
+        route=f"POST {route_template(request.scope)}",
     )
     return JSONResponse(invocation_public(result))
 
@@ -44,7 +47,11 @@ async def create_session(request: Request) -> JSONResponse:
     state = app_state(request)
     body = await read_model(request, SessionCreateBody, state.settings.max_request_body_bytes)
     row = runtime_store.new_session(
-        organization_id=request.user.organization_id, title=body.title, source="api", key_id=request.user.key_id
+        organization_id=request.user.organization_id,
+        title=body.title,
+        source="api",
+        key_id=request.user.key_id,
+        now=state.runtime.clock.now(),
     )
     if body.interactionMode:
         row.interaction_mode = body.interactionMode
@@ -89,7 +96,10 @@ async def archive_session(request: Request) -> JSONResponse:
     state = app_state(request)
     async with state.sessions.begin() as session:
         row = await runtime_store.archive_session(
-            session, organization_id=request.user.organization_id, session_id=request.path_params["session_id"]
+            session,
+            organization_id=request.user.organization_id,
+            session_id=request.path_params["session_id"],
+            now=state.runtime.clock.now(),
         )
     return JSONResponse(session_public(row))
 

@@ -6,12 +6,15 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.errors import NotFound
-from auth.scopes import KEYS_MANAGE, RUNTIME
+from auth.scopes import KEYS_MANAGE, METRICS_READ, RUNTIME
+from server.observability.exposition import metrics_endpoint
 from server.openapi.document import openapi_route
 from server.routes.audit import list_audit
 from server.routes.capabilities import capabilities
+from server.routes.decisions import explain_key, list_decisions_route
 from server.routes.executions import execution_events, get_execution
 from server.routes.health import healthz, readyz
+from server.routes.integrations import integration_routes
 from server.routes.keys import (
     create_key_with_key,
     create_key_with_password,
@@ -91,5 +94,9 @@ def api_routes(mcp_endpoint: ASGIApp) -> list[BaseRoute]:
         scoped_route("/api/keys/{key_id}", update_key, scope=KEYS_MANAGE, methods=["PATCH"]),
         scoped_route("/api/keys/{key_id}", revoke_key, scope=KEYS_MANAGE, methods=["DELETE"]),
         scoped_route("/api/keys/{key_id}/rotate", rotate_key, scope=KEYS_MANAGE, methods=["POST"]),
+        scoped_route("/api/keys/{key_id}/explain", explain_key, scope=KEYS_MANAGE),
         scoped_route("/api/audit", list_audit, scope=KEYS_MANAGE),
+        *integration_routes(),
+        scoped_route("/api/audit/decisions", list_decisions_route, scope=KEYS_MANAGE),
+        scoped_route("/metrics", metrics_endpoint, scope=METRICS_READ),
     ]

@@ -39,7 +39,10 @@ class LiveExecution:
     def after(self, seq: int) -> list[EventRecord]:
         return [event for event in self.events if event.seq > seq]
 
-    async def wait_changed(self, timeout: float) -> None:
+    async def wait_for_events_after(self, seq: int, timeout: float) -> None:
+        """Returns at once when an event after ``seq`` is already here (it may have come while the caller was busy)."""
+        if self.events and self.events[-1].seq > seq:
+            return
         with anyio.move_on_after(timeout):
             await self._changed.wait()
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.changes import publish_change
@@ -27,6 +27,7 @@ from server.runtime.group_commit import GroupCommitter, Row, write
 from server.runtime.live import EventRecord, LiveExecution, LiveExecutions
 from server.runtime.models import Execution, RuntimeSession
 
+logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
@@ -59,7 +60,9 @@ class ExecutionRecorder:
         worker_id: str,
         on_progress: ProgressCallback | None,
         committer: GroupCommitter,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._now = now
         self._sessions = sessions
         self._committer = committer
         self._live_registry = live
@@ -83,7 +86,7 @@ class ExecutionRecorder:
 
     def _event(self, kind: str, data: dict[str, Any]) -> EventRecord:
         self._seq += 1
-        event = EventRecord(self._seq, kind, data, utcnow())
+        event = EventRecord(self._seq, kind, data, self._now())
         self._pending.append(event)
         self.live.add(event)
         return event
@@ -98,6 +101,9 @@ class ExecutionRecorder:
         started_at = self.live.events[0].created_at
         rows: list[Row] = []
         if self.creates_session:
+            # Stamped when written, not when the call began: sessions page newest first, and a row that
+            # appeared later under an earlier time would land behind pages a client has already read.
+            written_at = self._now()
             session_table = RuntimeSession.__table__  # type: ignore[attr-defined]
             rows.append(
                 (
@@ -110,8 +116,8 @@ class ExecutionRecorder:
                         "interaction_mode": "autonomous",
                         "status": "active",
                         "created_by_key_id": self.key_id,
-                        "created_at": started_at,
-                        "updated_at": started_at,
+                        "created_at": written_at,
+                        "updated_at": written_at,
                         "archived_at": None,
                     },
                 )
@@ -157,17 +163,39 @@ class ExecutionRecorder:
                 if earlier is not None:
                     return earlier
             await self._check_session(session)
-            await self._write_pending(session)
+            count = await self._write_pending(session)
+        self._written(count)
         return None
 
-    async def _write_pending(self, session: AsyncSession) -> None:
-        rows: list[Row] = []
-        if not self.persisted:
-            rows += self._start_rows()
-        rows += runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
-        await write(session, rows)
+    async def _write_pending(self, session: AsyncSession, final: dict[str, Any] | None = None) -> int:
+        """Writes the buffered events (and the final outcome); returns how many, to drop once committed.
+
+        When another process judged this execution's process dead and marked it `interrupted`,
+        the row no longer says `running`: the events are numbered after its `interrupted` event
+        and the final outcome, what really happened, replaces the verdict.
+        """
+        pending = list(self._pending)
+        # Followers on other replicas read the new events when this commits (a long call only: the
+        # hot path's short calls are written by the group committer, with nobody following yet).
         await publish_change(session, "execution", id=self.execution_id, organization_id=self.organization_id)
-        self._pending = []
+        if not self.persisted:
+            await write(session, [*self._start_rows(final), *self._event_rows(pending)])
+            return len(pending)
+        values = final or {"worker_id": self.worker_id}
+        if not await runtime_store.update_if_running(session, execution_id=self.execution_id, values=values):
+            first = await runtime_store.next_event_seq(session, execution_id=self.execution_id)
+            pending = [replace(event, seq=first + index) for index, event in enumerate(pending)]
+            if final is not None:
+                await runtime_store.update_execution(session, execution_id=self.execution_id, values=final)
+        await write(session, self._event_rows(pending))
+        return len(pending)
+
+    def _event_rows(self, events: list[EventRecord]) -> list[Row]:
+        return runtime_store.event_rows(self.organization_id, self.execution_id, events)
+
+    def _written(self, count: int) -> None:
+        """Called after the commit: only then are the events gone from the buffer."""
+        self._pending = self._pending[count:]
         self.persisted = True
 
     async def flush(self) -> None:
@@ -175,39 +203,39 @@ class ExecutionRecorder:
             if self.persisted and not self._pending:
                 return
             async with self._sessions.begin() as session:
-                await self._write_pending(session)
+                count = await self._write_pending(session)
+            self._written(count)
 
     async def flush_every(self, interval: float) -> None:
+        """Flushes until cancelled; a failed flush is logged and retried, never an error of the tool."""
         while True:
             await anyio.sleep(interval)
             with anyio.CancelScope(shield=True):
-                await self.flush()
+                try:
+                    await self.flush()
+                except Exception:
+                    logger.warning("flushing execution %s failed; retrying", self.execution_id, exc_info=True)
 
     async def finish(self, status: str, output: Any, error: str | None) -> None:
-        finished_at = utcnow()
+        finished_at = self._now()
         final = {"status": status, "output": output, "error": error, "finished_at": finished_at}
         if status == "succeeded":
             self._event("completed", {"status": status, "result": output})
         else:
             self._event(status if status == "interrupted" else "failed", {"status": status, "error": error})
-        async with self._lock:
-            events = runtime_store.event_rows(self.organization_id, self.execution_id, self._pending)
-            self._pending = []
-            if self.persisted:
-                rows: list[Row] = list(events)
-                update_row = update(Execution).where(Execution.id == self.execution_id).values(**final)  # type: ignore[arg-type]
-                statements = [update_row]
-            else:
-                # The session was checked before the tool ran (invoke_tool); sessions are never deleted.
-                rows, statements = [*self._start_rows(final), *events], []
-            try:
-                await self._committer.submit(self._sessions, rows, statements)
-                if self.persisted:  # followers elsewhere are waiting for the terminal event
+        try:
+            async with self._lock:
+                if self.persisted:  # a long call: its own transaction, to notice an interruption verdict
                     async with self._sessions.begin() as session:
-                        await publish_change(session, "execution", id=self.execution_id)
-                self.persisted = True
-            finally:
-                self.close()
+                        count = await self._write_pending(session, final)
+                    self._written(count)
+                    return
+                # The hot path. The session was checked before the tool ran (invoke_tool); sessions are never deleted.
+                rows = [*self._start_rows(final), *self._event_rows(self._pending)]
+                await self._committer.submit(self._sessions, rows)
+                self._written(len(self._pending))
+        finally:
+            self.close()
 
     def close(self) -> None:
         self._live_registry.close(self.execution_id)

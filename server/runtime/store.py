@@ -11,13 +11,14 @@ import base64
 import binascii
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import database_now
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.keys import random_base62
 from server.runtime.group_commit import Row, write
@@ -39,7 +40,13 @@ async def get_session(session: AsyncSession, *, organization_id: str, session_id
 
 
 def new_session(
-    *, organization_id: str, title: str | None, source: str, key_id: str | None, session_id: str | None = None
+    *,
+    organization_id: str,
+    title: str | None,
+    source: str,
+    key_id: str | None,
+    now: datetime,
+    session_id: str | None = None,
 ) -> RuntimeSession:
     return RuntimeSession(
         id=session_id or new_id("ses"),
@@ -47,6 +54,8 @@ def new_session(
         title=title or DEFAULT_SESSION_TITLE,
         source=source,
         created_by_key_id=key_id,
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -87,10 +96,11 @@ async def list_sessions(
     return rows[:limit], next_cursor
 
 
-async def archive_session(session: AsyncSession, *, organization_id: str, session_id: str) -> RuntimeSession:
+async def archive_session(
+    session: AsyncSession, *, organization_id: str, session_id: str, now: datetime
+) -> RuntimeSession:
     row = await get_session(session, organization_id=organization_id, session_id=session_id)
     if row.status != "archived":
-        now = utcnow()
         row.status, row.archived_at, row.updated_at = "archived", now, now
         await session.flush()
     return row
@@ -136,6 +146,30 @@ async def load_events(session: AsyncSession, *, execution_id: str, after: int) -
     return [EventRecord(row.seq, row.type, row.data, row.created_at) for row in rows]
 
 
+async def update_if_running(session: AsyncSession, *, execution_id: str, values: dict[str, Any]) -> bool:
+    """Updates the execution while it is `running`; False when another process has marked it interrupted."""
+    result = await session.execute(
+        update(Execution).where(Execution.id == execution_id, Execution.status == "running").values(**values)  # type: ignore[arg-type]
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def update_execution(session: AsyncSession, *, execution_id: str, values: dict[str, Any]) -> None:
+    await session.execute(update(Execution).where(Execution.id == execution_id).values(**values))  # type: ignore[arg-type]
+
+
+async def next_event_seq(session: AsyncSession, *, execution_id: str) -> int:
+    last = await session.scalar(
+        select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution_id)  # type: ignore[arg-type]
+    )
+    return int(last or 0) + 1
+
+
+async def execution_finished(session: AsyncSession, *, execution_id: str) -> bool:
+    status = await session.scalar(select(Execution.status).where(Execution.id == execution_id))  # type: ignore[arg-type]
+    return status is not None and status != "running"
+
+
 def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
@@ -149,36 +183,43 @@ async def claim_idempotency_key(
     execution_id: str,
     ttl: timedelta,
 ) -> str | None:
-    """None when this call owns the key now; else the execution id of the earlier call with the same body."""
-    now = utcnow()
+    """None when this call owns the key now; else the execution id of the earlier call with the same body.
+
+    Taking over an expired record is one conditional UPDATE: of two concurrent retries only the
+    one whose UPDATE matched owns the key (PostgreSQL re-checks the condition after the row lock).
+    """
+    now = await database_now(session)
+    values = {"request_hash": request_hash, "execution_id": execution_id, "created_at": now}
     statement = (
         _insert(session)(IdempotencyRecord)
-        .values(
-            organization_id=organization_id,
-            key=key,
-            request_hash=request_hash,
-            execution_id=execution_id,
-            created_at=now,
-        )
+        .values(organization_id=organization_id, key=key, **values)
         .on_conflict_do_nothing(index_elements=["organization_id", "key"])
         .returning(IdempotencyRecord.key)
     )
     if (await session.execute(statement)).scalar_one_or_none() is not None:
         return None
-    existing = await session.get(IdempotencyRecord, (organization_id, key))
-    if existing is None:  # deleted between the two statements: treat as ours on the next try
-        raise Conflict("Idempotency key is being replaced; retry", code="idempotency_key_busy")
-    if existing.created_at < now - ttl:
-        existing.request_hash, existing.execution_id, existing.created_at = request_hash, execution_id, now
-        await session.flush()
+    record = and_(IdempotencyRecord.organization_id == organization_id, IdempotencyRecord.key == key)  # type: ignore[arg-type]
+    takeover = (
+        update(IdempotencyRecord)
+        .where(record, IdempotencyRecord.created_at < now - ttl)  # type: ignore[arg-type]
+        .values(**values)
+        .returning(IdempotencyRecord.key)
+    )
+    if (await session.execute(takeover)).scalar_one_or_none() is not None:
         return None
+    existing = (
+        await session.execute(select(IdempotencyRecord.request_hash, IdempotencyRecord.execution_id).where(record))
+    ).one_or_none()
+    if existing is None:  # deleted between the statements: the caller may simply retry
+        raise Conflict("Idempotency key is being replaced; retry", code="idempotency_key_busy")
     if existing.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request body", code="idempotency_key_reused")
-    return existing.execution_id
+    return str(existing.execution_id)
 
 
 async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
-    now = utcnow()
+    """Stamped with the database's clock: the same clock judges staleness, whatever the processes' clocks say."""
+    now = await database_now(session)
     statement = (
         _insert(session)(RuntimeWorker)
         .values(id=worker_id, started_at=now, heartbeat_at=now)
@@ -191,8 +232,14 @@ async def remove_worker(session: AsyncSession, *, worker_id: str) -> None:
     await session.execute(delete(RuntimeWorker).where(RuntimeWorker.id == worker_id))  # type: ignore[arg-type]
 
 
-async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: datetime, own_worker_id: str) -> int:
-    """Running executions whose process stopped beating become `interrupted`, with a terminal event."""
+async def interrupt_orphaned_executions(session: AsyncSession, *, stale_after: timedelta, own_worker_id: str) -> int:
+    """Running executions whose process has not beaten for ``stale_after`` (database time) become `interrupted`.
+
+    The terminal event takes the next free number; should the process still be alive after all, its own
+    later events follow that one (see ExecutionRecorder).
+    """
+    now = await database_now(session)
+    stale_before = now - stale_after
     alive = select(RuntimeWorker.id).where(RuntimeWorker.heartbeat_at >= stale_before)
     query = select(Execution).where(
         Execution.status == "running",
@@ -200,19 +247,16 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_before: 
         or_(Execution.worker_id.is_(None), Execution.worker_id.not_in(alive)),  # type: ignore[union-attr]
     )
     orphans = list((await session.execute(query)).scalars())
-    now = utcnow()
     message = "Execution was interrupted: its server process stopped"
     for execution in orphans:
-        last = await session.scalar(
-            select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution.id)
-        )
+        seq = await next_event_seq(session, execution_id=execution.id)
         result = await session.execute(
             update(Execution)
             .where(Execution.id == execution.id, Execution.status == "running")  # type: ignore[arg-type]
             .values(status="interrupted", error=message, finished_at=now)
         )
         if result.rowcount:  # type: ignore[attr-defined]
-            event = EventRecord(int(last or 0) + 1, "interrupted", {"status": "interrupted", "error": message}, now)
+            event = EventRecord(seq, "interrupted", {"status": "interrupted", "error": message}, now)
             await write(session, event_rows(execution.organization_id, execution.id, [event]))
     await session.execute(delete(RuntimeWorker).where(RuntimeWorker.heartbeat_at < stale_before))  # type: ignore[arg-type]
     return len(orphans)

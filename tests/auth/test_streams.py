@@ -66,17 +66,17 @@ async def test_a_key_at_its_stream_limit_gets_429_for_the_next() -> None:
 
 async def test_the_kill_switch_ends_an_open_sse_stream_with_a_final_jsonrpc_error() -> None:
     registry = StreamRegistry()
-    async with anyio.create_task_group() as tasks:
-        result: list[list[Message]] = []
+    result: list[list[Message]] = []
+    with anyio.fail_after(5):  # a kill switch that does not end the stream fails here instead of hanging
+        async with anyio.create_task_group() as tasks:
 
-        async def stream() -> None:
-            result.append(await run(registry, endless_sse, jsonrpc=True))
+            async def stream() -> None:
+                result.append(await run(registry, endless_sse, jsonrpc=True))
 
-        tasks.start_soon(stream)
-        with anyio.fail_after(2):
+            tasks.start_soon(stream)
             while registry.open_streams("key") == 0:
                 await anyio.sleep(0.01)
-        assert registry.terminate("key") == 1
+            assert registry.terminate("key") == 1
     messages = result[0]
     assert messages[-1]["more_body"] is False
     final = messages[-1]["body"].decode()
@@ -88,17 +88,17 @@ async def test_the_kill_switch_ends_an_open_sse_stream_with_a_final_jsonrpc_erro
 
 async def test_a_request_cut_before_it_answered_gets_the_revoked_error() -> None:
     registry = StreamRegistry()
-    async with anyio.create_task_group() as tasks:
-        result: list[list[Message]] = []
+    result: list[list[Message]] = []
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
 
-        async def request() -> None:
-            result.append(await run(registry, never_answers, jsonrpc=False))
+            async def request() -> None:
+                result.append(await run(registry, never_answers, jsonrpc=False))
 
-        tasks.start_soon(request)
-        with anyio.fail_after(2):
+            tasks.start_soon(request)
             while registry.open_streams("key") == 0:
                 await anyio.sleep(0.01)
-        registry.terminate("key")
+            registry.terminate("key")
     start, body = result[0]
     assert start["status"] == 401
     assert json.loads(body["body"]) == {"error": "API key has been revoked", "code": "revoked_api_key"}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from auth.dbtypes import utcnow
 from auth.errors import ExpiredApiKey, InvalidApiKey, RevokedApiKey
 from auth.hashing import Argon2Parameters, SecretHasher
-from auth.keys import format_key, generate_key, random_base62
+from auth.keys import ParsedKey, format_key, generate_key, random_base62
 from auth.records import KeyRecord
 from auth.verifier import KeyVerifier
 
@@ -175,10 +176,11 @@ async def test_record_ttl_reloads_from_storage(verifier: KeyVerifier, store: Sto
         await verifier.verify(key)
 
 
-async def test_outdated_hash_parameters_are_rehashed_on_success(store: Store, hasher: SecretHasher) -> None:
+def add_weakly_hashed_key(store: Store, **changes: Any) -> ParsedKey:
+    """A key hashed with outdated (cheap) parameters: a successful check wants to rehash it."""
     weak = SecretHasher(Argon2Parameters(time_cost=1, memory_cost=512, parallelism=1))
     key = generate_key()
-    store.records[key.key_id] = KeyRecord(
+    record = KeyRecord(
         key_id=key.key_id,
         organization_id="org_a",
         name="k",
@@ -189,15 +191,34 @@ async def test_outdated_hash_parameters_are_rehashed_on_success(store: Store, ha
         updated_at=utcnow(),
         key_hash=weak.hash(key.raw),
     )
-    saved: dict[str, str] = {}
+    store.records[key.key_id] = replace(record, **changes)
+    return key
 
+
+def rehashing_verifier(store: Store, hasher: SecretHasher, saved: dict[str, str]) -> KeyVerifier:
     async def save(key_id: str, new_hash: str) -> None:
         saved[key_id] = new_hash
 
-    verifier = KeyVerifier(load_record=store.load, save_rehashed=save, hasher=hasher, pepper=b"p")
-    await verifier.verify(key.raw)
+    return KeyVerifier(load_record=store.load, save_rehashed=save, hasher=hasher, pepper=b"p")
+
+
+async def test_outdated_hash_parameters_are_rehashed_on_success(store: Store, hasher: SecretHasher) -> None:
+    key = add_weakly_hashed_key(store)
+    saved: dict[str, str] = {}
+    await rehashing_verifier(store, hasher, saved).verify(key.raw)
     assert not hasher.needs_rehash(saved[key.key_id])
     assert hasher.verify(saved[key.key_id], key.raw)
+
+
+@pytest.mark.parametrize("ended", ["revoked", "expired"])
+async def test_a_revoked_or_expired_key_is_not_rehashed(store: Store, hasher: SecretHasher, ended: str) -> None:
+    """Rehashing writes the key's row: a key that may no longer be used gets no write."""
+    past = utcnow() - timedelta(hours=1)
+    key = add_weakly_hashed_key(store, **({"revoked_at": past} if ended == "revoked" else {"expires_at": past}))
+    saved: dict[str, str] = {}
+    with pytest.raises(RevokedApiKey if ended == "revoked" else ExpiredApiKey):
+        await rehashing_verifier(store, hasher, saved).verify(key.raw)
+    assert saved == {}
 
 
 async def test_a_load_racing_a_revocation_does_not_put_the_old_record_back(verifier: KeyVerifier, store: Store) -> None:

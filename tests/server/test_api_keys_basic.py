@@ -146,7 +146,7 @@ async def test_repeated_failures_for_one_email_are_limited(
     [
         (
             {"name": "x", "scopes": ["bogus"]},
-            "Unknown scope: 'bogus' (known: runtime, runtime:read, keys:manage, *)",
+            "Unknown scope: 'bogus' (known: runtime, runtime:read, keys:manage, integrations:manage, metrics:read, *)",
             "scopes",
         ),
         ({"name": "x", "scopes": []}, "A key needs at least one scope", "scopes"),

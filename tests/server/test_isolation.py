@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -20,8 +21,9 @@ from server.settings import Settings
 from server.state import AppState
 from server.wiring import memory_limits
 from tests.conftest import migrate
+from tests.deadlines import EVENTUALLY
 from tests.helpers import KeyFactory, make_settings
-from tests.runtime_helpers import headers, invoke
+from tests.runtime_helpers import HeldTool, app_client, headers, invoke
 from tests.server.hostile_plugin import ATTACKS, hostile_tools
 from tools.catalog import default_registry
 from tools.registry import ToolRegistry
@@ -199,6 +201,121 @@ async def test_audit_log_shows_only_the_callers_org(client: httpx.AsyncClient, k
     assert orgs.a_org_id not in str(events)
 
 
+@dataclass
+class AIntegration:
+    integration_id: str
+    account_id: str
+
+
+A_CREDENTIAL = "a-upstream-credential-do-not-leak"
+
+
+@pytest.fixture
+async def a_crm(state: AppState, orgs: TwoOrgs) -> AIntegration:
+    """Org A's integration with a connected account and a tool listing (no upstream needed to be invisible)."""
+    from server.integrations import accounts, store
+
+    async with state.sessions.begin() as session:
+        await store.create_integration(
+            session,
+            organization_id=orgs.a_org_id,
+            integration_id="crm",
+            title="A's CRM",
+            transport="http",
+            url="http://127.0.0.1:9/mcp",
+            actor="test",
+        )
+        account = await accounts.connect_account(
+            session,
+            organization_id=orgs.a_org_id,
+            integration_id="crm",
+            label="sales@a",
+            credential=A_CREDENTIAL,
+            vault=state.integrations.vault,
+            actor="test",
+        )
+        await accounts.store_tool_listing(
+            session, account_id=account.id, tools=[{"name": "whoami", "inputSchema": {"type": "object"}}]
+        )
+    state.integrations.invalidate()
+    return AIntegration("crm", account.id)
+
+
+async def integration_manager_of_other_org(keys: KeyFactory) -> dict[str, str]:
+    return headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
+
+
+@isolation("GET", "/api/integrations")
+@isolation("POST", "/api/integrations")
+@isolation("GET", "/api/accounts")
+@isolation("POST", "/api/accounts")
+async def test_integration_and_account_lists_hold_only_the_callers_org(
+    client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs, a_crm: AIntegration
+) -> None:
+    manager = await integration_manager_of_other_org(keys)
+    assert (await client.get("/api/integrations", headers=manager)).json() == {"integrations": []}
+    assert (await client.get("/api/accounts", headers=manager)).json() == {"accounts": []}
+    onto_theirs = {"integrationId": "crm", "label": "mine", "credential": "x"}
+    assert_unknown(await client.post("/api/accounts", headers=manager, json=onto_theirs), "integration: crm")
+    own = await client.post("/api/integrations", headers=manager, json={"id": "crm", "url": "http://127.0.0.1:9/mcp"})
+    assert own.status_code == 201
+    a_manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage"]))
+    assert (await client.get("/api/integrations", headers=a_manager)).json() == {"integrations": []}
+    for listing in ("/api/integrations", "/api/accounts"):
+        assert a_crm.account_id not in (await client.get(listing, headers=manager)).text
+
+
+@isolation("GET", "/api/integrations/{integration_id}")
+@isolation("PATCH", "/api/integrations/{integration_id}")
+@isolation("DELETE", "/api/integrations/{integration_id}")
+@isolation("GET", "/api/accounts/{account_id}")
+@isolation("PATCH", "/api/accounts/{account_id}")
+@isolation("DELETE", "/api/accounts/{account_id}")
+@isolation("POST", "/api/accounts/{account_id}/test")
+async def test_another_orgs_integration_and_account_cannot_be_read_changed_tested_or_removed(
+    client: httpx.AsyncClient, keys: KeyFactory, state: AppState, orgs: TwoOrgs, a_crm: AIntegration
+) -> None:
+    manager = await integration_manager_of_other_org(keys)
+    integration, account = f"/api/integrations/{a_crm.integration_id}", f"/api/accounts/{a_crm.account_id}"
+    attempts = [
+        ("GET", integration, None),
+        ("PATCH", integration, {"url": "http://127.0.0.1:1/steal"}),
+        ("DELETE", integration, None),
+        ("GET", account, None),
+        ("PATCH", account, {"status": "disabled"}),
+        ("POST", f"{account}/test", None),
+        ("DELETE", account, None),
+    ]
+    for method, url, body in attempts:
+        response = await client.request(method, url, headers=manager, json=body)
+        assert response.status_code == 404, (method, url, response.text)
+        assert A_CREDENTIAL not in response.text
+    a_tools = await state.integrations.tools(orgs.a_org_id)
+    assert [account.connected_account_id for account in a_tools["crm_whoami"].accounts] == [a_crm.account_id]
+
+
+async def test_another_orgs_integration_tools_are_invisible_and_uncallable(
+    app: Starlette, client: httpx.AsyncClient, orgs: TwoOrgs, a_crm: AIntegration
+) -> None:
+    from tests.mcp_helpers import mcp_client
+
+    a_names = {
+        t["name"] for t in (await client.get("/capabilities", headers=headers(orgs.a_key))).json()["capabilities"]
+    }
+    assert "crm_whoami" in a_names
+    b_names = {
+        t["name"] for t in (await client.get("/capabilities", headers=headers(orgs.b_key))).json()["capabilities"]
+    }
+    assert "crm_whoami" not in b_names
+    assert_unknown(await invoke(client, orgs.b_key, "crm_whoami", {}), "tool: crm_whoami")
+    chosen = await invoke(client, orgs.b_key, "crm_whoami", {}, connectedAccountId=a_crm.account_id)
+    assert_unknown(chosen, "tool: crm_whoami")
+    async with mcp_client("http://capgate.test/mcp", orgs.b_key, app=app) as mcp:
+        assert "crm_whoami" not in {tool.name for tool in (await mcp.list_tools()).tools}
+        called = await mcp.call_tool("crm_whoami", {"connectedAccountId": a_crm.account_id})
+    assert called.is_error and a_crm.account_id not in str(called.content)
+
+
 @isolation("*", "/mcp")
 @isolation("*", "/api/mcp")
 @pytest.mark.parametrize("path", ["/mcp", "/api/mcp"])
@@ -222,6 +339,34 @@ async def test_oauth_probe_paths_hold_nothing_of_any_org(client: httpx.AsyncClie
     for path in ("/.well-known/oauth-authorization-server", "/register", "/authorize", "/token"):
         response = await client.post(path, json={"client_name": orgs.a_org_id}, headers={"x-api-key": orgs.b_key})
         assert response.json() == {"error": "Not found", "code": "not_found"}
+
+
+@isolation("GET", "/api/audit/decisions")
+async def test_decision_log_shows_only_the_callers_org(
+    client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs, state: AppState
+) -> None:
+    await state.decisions.flush(state.sessions, state.runtime.committer.submit)
+    manager = await manager_of_other_org(keys)
+    decisions = (await client.get("/api/audit/decisions", headers=manager)).json()["decisions"]
+    assert orgs.a_key[8:20] not in str(decisions)
+    by_key = await client.get("/api/audit/decisions", params={"keyId": orgs.a_key[8:20]}, headers=manager)
+    assert by_key.json()["decisions"] == []
+
+
+@isolation("GET", "/api/keys/{key_id}/explain")
+async def test_explaining_another_orgs_key_is_404(client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs) -> None:
+    url = f"/api/keys/{orgs.a_key[8:20]}/explain"
+    response = await client.get(url, params={"tool": "memory_read"}, headers=await manager_of_other_org(keys))
+    assert_unknown(response, f"API key: {orgs.a_key[8:20]}")
+
+
+@isolation("GET", "/metrics")
+async def test_metrics_hold_no_key_ids_and_no_data(client: httpx.AsyncClient, keys: KeyFactory, orgs: TwoOrgs) -> None:
+    assert (await client.get("/metrics", headers=await manager_of_other_org(keys))).status_code == 403
+    operator = await keys.key(await keys.organization(), scopes=["metrics:read"])
+    exposition = (await client.get("/metrics", headers=headers(operator))).text
+    assert "capgate_tool_executions_total" in exposition
+    assert orgs.a_key[8:20] not in exposition and orgs.b_key[8:20] not in exposition and SECRET not in exposition
 
 
 @pytest.fixture
@@ -279,3 +424,18 @@ def authenticated_routes(app: Starlette) -> set[tuple[str, str]]:
 def test_every_authenticated_route_has_an_isolation_test(app: Starlette) -> None:
     missing = sorted(authenticated_routes(app) - set(COVERED))
     assert not missing, f"routes without an isolation test (add one with @isolation(method, path)): {missing}"
+
+
+async def test_events_of_another_orgs_running_execution_are_404(tmp_path: Path, database_url: str) -> None:
+    held = HeldTool()
+    async with app_client(tmp_path, database_url, [held.tool()]) as (client, keys, _state):
+        a_key, b_key = await keys.key(await keys.organization()), await keys.key(await keys.organization())
+        with anyio.fail_after(EVENTUALLY):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(invoke, client, a_key, "hold")
+                await held.started.wait()
+                url = f"/api/runtime/executions/{held.execution_ids[0]}/events"
+                response = await client.get(url, headers=headers(b_key))
+                held.release.set()
+        assert_unknown(response, "execution")
+        assert "holding" not in response.text

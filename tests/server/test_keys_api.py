@@ -70,7 +70,10 @@ async def test_create_refuses_more_than_the_caller_has(client: httpx.AsyncClient
     assert_error(response, 403, "insufficient_scope", "Scope * can only be granted from the CLI")
     response = await client.post("/api/keys", headers=headers, json={"name": "x", "scopes": ["nope"]})
     assert_error(
-        response, 400, "invalid_request", "Unknown scope: 'nope' (known: runtime, runtime:read, keys:manage, *)"
+        response,
+        400,
+        "invalid_request",
+        "Unknown scope: 'nope' (known: runtime, runtime:read, keys:manage, integrations:manage, metrics:read, *)",
     )
 
 
@@ -153,7 +156,8 @@ async def test_patch_changes_apply_to_the_next_request(client: httpx.AsyncClient
             {"scopes": ["unknown"]},
             400,
             "invalid_request",
-            "Unknown scope: 'unknown' (known: runtime, runtime:read, keys:manage, *)",
+            "Unknown scope: 'unknown' (known: runtime, runtime:read, keys:manage, integrations:manage,"
+            " metrics:read, *)",
         ),
         ({"scopes": []}, 400, "invalid_request", "A key needs at least one scope"),
         ({"name": None}, 400, "invalid_request", "name must not be null"),

@@ -1,7 +1,11 @@
+from pathlib import Path
+
+import anyio
 import httpx
 
+from tests.deadlines import EVENTUALLY
 from tests.helpers import KeyFactory
-from tests.runtime_helpers import headers, invoke, parse_sse
+from tests.runtime_helpers import HeldTool, app_client, headers, invoke, parse_sse
 
 
 async def test_invoke_creates_a_session_and_an_execution(client: httpx.AsyncClient, keys: KeyFactory) -> None:
@@ -149,3 +153,25 @@ async def test_failed_execution_ends_with_a_failed_event(client: httpx.AsyncClie
     )
     assert [event["event"] for event in events] == ["started", "failed"]
     assert events[-1]["data"]["data"] == {"status": "failed", "error": "nope"}
+
+
+async def test_a_session_created_by_a_running_call_is_not_skipped_by_paging(tmp_path: Path, sqlite_url: str) -> None:
+    held = HeldTool()
+    async with app_client(tmp_path, sqlite_url, [held.tool()], event_flush_seconds=3600) as (client, keys, _state):
+        key = await keys.key(await keys.organization())
+
+        async def newest_first() -> list[str]:
+            response = await client.get("/api/runtime/sessions?limit=2", headers=headers(key))
+            return [session["id"] for session in response.json()["sessions"]]
+
+        older = (await client.post("/api/runtime/sessions", json={}, headers=headers(key))).json()["id"]
+        with anyio.fail_after(EVENTUALLY):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(invoke, client, key, "hold")
+                await held.started.wait()  # its session exists for the call, not yet in the database
+                newer = (await client.post("/api/runtime/sessions", json={}, headers=headers(key))).json()["id"]
+                assert await newest_first() == [newer, older]
+                held.release.set()
+        # A client that saw [newer, older] looks for anything newer than `newer`: the call's session is there.
+        first_page = await newest_first()
+        assert first_page[1] == newer and first_page[0] not in (newer, older)

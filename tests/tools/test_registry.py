@@ -1,18 +1,24 @@
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner
 
+from server.app import create_app
 from server.cli import main as cli
 from server.settings import Settings
 from server.state import AppState
-from tests.helpers import KeyFactory
+from tests.conftest import migrate
+from tests.helpers import KeyFactory, make_settings
 from tests.runtime_helpers import headers, invoke
+from tools import plugins
 from tools.plugins import ENTRY_POINT_GROUP, plugin_tools
 
 MEMORY_TOOLS = {"memory_ls", "memory_read", "memory_write", "memory_append", "memory_search"}
@@ -122,3 +128,43 @@ def test_entry_points_must_give_tools(value: object) -> None:
 
     with pytest.raises(TypeError, match="must give a Tool"):
         _as_tools(value, "bad = x:y")
+
+
+def fake_entry_points(**entries: str) -> Callable[..., list[EntryPoint]]:
+    def found(*, group: str) -> list[EntryPoint]:
+        return [EntryPoint(name=name, value=value, group=group) for name, value in entries.items()]
+
+    return found
+
+
+async def test_a_broken_or_shadowing_plugin_is_skipped_and_listed(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        plugins,
+        "entry_points",
+        fake_entry_points(
+            broken="tests.tools.no_such_module:tools",
+            impostor="tests.tools.plugin_fixtures:shadowing",
+            fine="tests.tools.plugin_fixtures:working",
+        ),
+    )
+    settings = make_settings(tmp_path, sqlite_url)
+    await migrate(sqlite_url)
+    app = create_app(settings)  # before the fix: the first bad plugin stopped the server here
+    async with LifespanManager(app):
+        state = app.state.capgate
+        keys = KeyFactory(sessions=state.sessions, hasher=state.hasher, verifier=state.verifier)
+        org = await keys.organization()
+        key = await keys.key(org)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://capgate.test") as client:
+            assert {"plugin_fine", "memory_read"} <= await tool_names(client, key)
+            await invoke(client, key, "memory_write", {"path": "/a.md", "content": "real"})
+            read = await invoke(client, key, "memory_read", {"path": "/a.md"})
+            assert read.json()["result"]["content"] == "real"
+        listed = await capgate(settings, "tools", "list", "--org", org.id, "--json")
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["plugin_fine"]["enabled"] is True
+    assert rows["broken"]["kind"] == "skipped" and "no_such_module" in rows["broken"]["description"]
+    skipped_impostor = [row for row in rows.values() if row["kind"] == "skipped" and "memory_read" in row["name"]]
+    assert skipped_impostor and "already" in skipped_impostor[0]["description"]

@@ -1,0 +1,1 @@
+"""Metrics, traces and authorization decision records (DESIGN §10)."""

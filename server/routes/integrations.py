@@ -1,0 +1,219 @@
+"""Integrations and connected accounts over HTTP (scope ``integrations:manage``), for the key's own organization."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from auth.grants import NotGrantable
+from auth.scopes import INTEGRATIONS_MANAGE
+from server.integrations import accounts, store
+from server.integrations.pool import UpstreamUnavailable
+from server.routes.bodies import read_model
+from server.routes.integration_wire import (
+    AccountCreateBody,
+    AccountUpdateBody,
+    IntegrationCreateBody,
+    IntegrationUpdateBody,
+    account_public,
+    integration_public,
+)
+from server.routes.routing import scoped_route
+from server.state import AppState, app_state
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _actor(request: Request) -> str:
+    return f"key:{request.user.key_id}"
+
+
+async def _read(request: Request, model: type[M]) -> M:
+    return await read_model(request, model, app_state(request).settings.max_request_body_bytes)
+
+
+async def _changed(state: AppState, organization_id: str, account_id: str | None = None) -> None:
+    if account_id is not None:
+        state.integrations.pool.forget(account_id)
+    await state.integrations.changed(organization_id)
+
+
+async def list_integrations(request: Request) -> JSONResponse:
+    async with app_state(request).sessions() as session:
+        rows = await store.list_integrations(session, organization_id=request.user.organization_id)
+    return JSONResponse({"integrations": [integration_public(row) for row in rows]})
+
+
+def refuse_commands(transport: str | None, command: list[str] | None) -> None:
+    """A stdio integration runs a command on the server: only an operator (the CLI) may set one."""
+    if transport == "stdio" or command is not None:
+        raise NotGrantable("stdio integrations run a command on the server; add them with the capgate CLI")
+
+
+async def create_integration(request: Request) -> JSONResponse:
+    state, body = app_state(request), await _read(request, IntegrationCreateBody)
+    refuse_commands(body.transport, body.command)
+    async with state.sessions.begin() as session:
+        row = await store.create_integration(
+            session,
+            organization_id=request.user.organization_id,
+            integration_id=body.id,
+            title=body.title,
+            transport=body.transport,
+            url=body.url,
+            command=body.command,
+            credential_header=body.credential_header,
+            credential_template=body.credential_template,
+            credential_env=body.credential_env,
+            timeout_seconds=body.timeout_seconds,
+            actor=_actor(request),
+        )
+    await _changed(state, request.user.organization_id)
+    return JSONResponse(integration_public(row), status_code=201)
+
+
+async def get_integration(request: Request) -> JSONResponse:
+    async with app_state(request).sessions() as session:
+        row = await store.get_integration(
+            session, organization_id=request.user.organization_id, integration_id=request.path_params["integration_id"]
+        )
+    return JSONResponse(integration_public(row))
+
+
+async def update_integration(request: Request) -> JSONResponse:
+    state, body = app_state(request), await _read(request, IntegrationUpdateBody)
+    refuse_commands(None, body.command)
+    async with state.sessions.begin() as session:
+        row = await store.update_integration(
+            session,
+            organization_id=request.user.organization_id,
+            integration_id=request.path_params["integration_id"],
+            changes=body.model_dump(exclude_unset=True),
+            actor=_actor(request),
+        )
+    await _changed(state, request.user.organization_id)
+    return JSONResponse(integration_public(row))
+
+
+async def delete_integration(request: Request) -> Response:
+    state = app_state(request)
+    async with state.sessions.begin() as session:
+        gone = await accounts.list_accounts(
+            session, organization_id=request.user.organization_id, integration_id=request.path_params["integration_id"]
+        )
+        await store.delete_integration(
+            session,
+            organization_id=request.user.organization_id,
+            integration_id=request.path_params["integration_id"],
+            actor=_actor(request),
+        )
+    for account in gone:
+        state.integrations.pool.forget(account.id)
+    await _changed(state, request.user.organization_id)
+    return Response(status_code=204)
+
+
+async def list_accounts(request: Request) -> JSONResponse:
+    async with app_state(request).sessions() as session:
+        rows = await accounts.list_accounts(
+            session,
+            organization_id=request.user.organization_id,
+            integration_id=request.query_params.get("integrationId") or None,
+        )
+    return JSONResponse({"accounts": [account_public(row) for row in rows]})
+
+
+async def connect_account(request: Request) -> JSONResponse:
+    state, body = app_state(request), await _read(request, AccountCreateBody)
+    async with state.sessions.begin() as session:
+        row = await accounts.connect_account(
+            session,
+            organization_id=request.user.organization_id,
+            integration_id=body.integration_id,
+            label=body.label,
+            credential=body.credential,
+            vault=state.integrations.vault,
+            actor=_actor(request),
+        )
+    account_id = row.id
+    try:  # list its tools now, so the next capabilities listing has them
+        await state.integrations.refresh(request.user.organization_id, account_id)
+    except UpstreamUnavailable:
+        state.integrations.schedule_refresh(request.user.organization_id, account_id)
+    await _changed(state, request.user.organization_id)
+    async with state.sessions() as session:
+        row = await accounts.get_account(session, organization_id=request.user.organization_id, account_id=account_id)
+    return JSONResponse(account_public(row), status_code=201)
+
+
+async def get_account(request: Request) -> JSONResponse:
+    async with app_state(request).sessions() as session:
+        row = await accounts.get_account(
+            session, organization_id=request.user.organization_id, account_id=request.path_params["account_id"]
+        )
+    return JSONResponse(account_public(row))
+
+
+async def update_account(request: Request) -> JSONResponse:
+    state, body = app_state(request), await _read(request, AccountUpdateBody)
+    async with state.sessions.begin() as session:
+        row = await accounts.update_account(
+            session,
+            organization_id=request.user.organization_id,
+            account_id=request.path_params["account_id"],
+            actor=_actor(request),
+            label=body.label,
+            status=body.status,
+            credential=body.credential,
+            vault=state.integrations.vault,
+        )
+    await _changed(state, request.user.organization_id, row.id)
+    if body.credential is not None:
+        state.integrations.schedule_refresh(request.user.organization_id, row.id)
+    return JSONResponse(account_public(row))
+
+
+async def delete_account(request: Request) -> Response:
+    state = app_state(request)
+    account_id = request.path_params["account_id"]
+    async with state.sessions.begin() as session:
+        await accounts.delete_account(
+            session, organization_id=request.user.organization_id, account_id=account_id, actor=_actor(request)
+        )
+    await _changed(state, request.user.organization_id, account_id)
+    return Response(status_code=204)
+
+
+async def test_account(request: Request) -> JSONResponse:
+    """Connects to the account's upstream and lists its tools (keeping the listing)."""
+    state = app_state(request)
+    account_id = request.path_params["account_id"]
+    state.integrations.pool.forget(account_id)
+    try:
+        tools = await state.integrations.refresh(request.user.organization_id, account_id)
+    except UpstreamUnavailable as error:
+        await state.integrations.record_health(account_id, "error", error.message)
+        return JSONResponse({"ok": False, "error": error.message, "tools": []})
+    await state.integrations.record_health(account_id, "ok", None)
+    return JSONResponse({"ok": True, "error": None, "tools": [tool.name for tool in tools]})
+
+
+def integration_routes() -> list[Route]:
+    manage = INTEGRATIONS_MANAGE
+    return [
+        scoped_route("/api/integrations", list_integrations, scope=manage),
+        scoped_route("/api/integrations", create_integration, scope=manage, methods=["POST"]),
+        scoped_route("/api/integrations/{integration_id}", get_integration, scope=manage),
+        scoped_route("/api/integrations/{integration_id}", update_integration, scope=manage, methods=["PATCH"]),
+        scoped_route("/api/integrations/{integration_id}", delete_integration, scope=manage, methods=["DELETE"]),
+        scoped_route("/api/accounts", list_accounts, scope=manage),
+        scoped_route("/api/accounts", connect_account, scope=manage, methods=["POST"]),
+        scoped_route("/api/accounts/{account_id}", get_account, scope=manage),
+        scoped_route("/api/accounts/{account_id}", update_account, scope=manage, methods=["PATCH"]),
+        scoped_route("/api/accounts/{account_id}", delete_account, scope=manage, methods=["DELETE"]),
+        scoped_route("/api/accounts/{account_id}/test", test_account, scope=manage, methods=["POST"]),
+    ]

@@ -1,0 +1,1 @@
+from tests.integrations.upstreams import http_upstream, stdio_command  # noqa: F401  (fixtures)
