@@ -36,7 +36,7 @@ clients:
 clients-python:
 	@bash tests/e2e/clients/install.sh langchain
 
-# Rewrites client-configs/ from server/cli/client_configs.py (a test fails when they differ).
+# Rewrites client-configs/ from server/cli/client_templates/ (a test fails when they differ).
 client-configs: $(STAMP)
 	$(BIN)/python -m server.cli.client_configs client-configs
 
@@ -55,6 +55,7 @@ mutants: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict server auth tools
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

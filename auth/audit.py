@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.models import AuditEvent
 
@@ -38,13 +39,13 @@ async def list_audit_events(
     before_id: int | None = None,
 ) -> list[AuditEvent]:
     """Newest first; ``before_id`` pages back through older events."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)  # type: ignore[union-attr]
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     if organization_id is not None:
-        query = query.where(AuditEvent.organization_id == organization_id)
+        query = query.where(col(AuditEvent.organization_id) == organization_id)
     if action is not None:
-        query = query.where(AuditEvent.action == action)
+        query = query.where(col(AuditEvent.action) == action)
     if key_id is not None:
-        query = query.where(AuditEvent.key_id == key_id)
+        query = query.where(col(AuditEvent.key_id) == key_id)
     if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)  # type: ignore[operator]
+        query = query.where(col(AuditEvent.id) < before_id)
     return list((await session.execute(query)).scalars())

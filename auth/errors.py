@@ -8,7 +8,11 @@ MCP client libraries show only that.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
+
+from pydantic import ValidationError
+from starlette.types import Send
 
 JSONRPC_AUTH_ERROR = -32001
 
@@ -61,6 +65,24 @@ class CapgateError(Exception):
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers().items()]
         return self.status, headers, payload
+
+
+async def send_error(
+    send: Send, error: CapgateError, *, jsonrpc: bool = False, extra_headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """The one way ASGI code answers with an error: catalogue or JSON-RPC body, the error's own headers
+    (challenges) plus ``extra_headers`` (rate-limit fields)."""
+    status, headers, body = error.render(jsonrpc=jsonrpc)
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra_headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def validation_details(error: ValidationError, *, root: str = "body") -> dict[str, str]:
+    """``details`` for a failed validation: the first message per field, the field named by its dotted path."""
+    fields: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        fields.setdefault(".".join(str(part) for part in item["loc"]) or root, item["msg"])
+    return fields
 
 
 class AuthenticationError(CapgateError):

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.audit import record_audit
+from auth.dbtypes import iso
 from auth.keys import parse_key
 from auth.models import ApiKey
 from auth.usage import from_timestamp
@@ -55,7 +57,7 @@ class AuthFailureAggregator:
 async def organizations_of(session: AsyncSession, key_ids: set[str]) -> dict[str, str]:
     if not key_ids:
         return {}
-    rows = await session.execute(select(ApiKey.id, ApiKey.organization_id).where(ApiKey.id.in_(key_ids)))
+    rows = await session.execute(select(col(ApiKey.id), col(ApiKey.organization_id)).where(col(ApiKey.id).in_(key_ids)))
     return {row[0]: row[1] for row in rows}
 
 
@@ -71,6 +73,6 @@ async def write_failures(session: AsyncSession, buckets: dict[FailureBucket, int
             organization_id=owners.get(bucket.key_id) if bucket.key_id else None,
             key_id=bucket.key_id,
             source=bucket.source,
-            details={"reason": bucket.reason, "count": count, "minute": from_timestamp(bucket.minute * 60).isoformat()},
+            details={"reason": bucket.reason, "count": count, "minute": iso(from_timestamp(bucket.minute * 60))},
         )
         event.created_at = from_timestamp(bucket.minute * 60)

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from auth.errors import CapgateError, InvalidRequest
+from auth.errors import CapgateError
 from auth.scopes import (
     INTEGRATIONS_MANAGE,
     KEYS_MANAGE,
+    KNOWN_SCOPES,
     METRICS_READ,
     RUNTIME,
     RUNTIME_READ,
     WILDCARD,
-    UnknownScope,
-    normalise_scopes,
 )
 
 OPERATOR_SCOPES = frozenset({WILDCARD, METRICS_READ})
@@ -60,22 +59,16 @@ class Rights:
         return cls(scopes=frozenset(granted), allowed_tools=tuple(allowed_tools) if allowed_tools is not None else None)
 
 
-def clean_scopes(scopes: Sequence[str]) -> list[str]:
-    try:
-        cleaned = normalise_scopes(scopes)
-    except UnknownScope as exc:
-        raise InvalidRequest(str(exc), details={"scopes": str(exc)}) from exc
-    if not cleaned:
-        raise InvalidRequest("A key needs at least one scope", details={"scopes": "must not be empty"})
-    return cleaned
-
-
 def check_grant(rights: Rights, scopes: Sequence[str], allowed_tools: Sequence[str] | None) -> None:
-    """Raises NotGrantable (403 insufficient_scope) when the key would get more than ``rights``."""
-    for scope in scopes:
+    """Raises NotGrantable (403 insufficient_scope) when the key would get more than ``rights``.
+
+    Compares the scopes as the data functions will store them; unknown ones are theirs to refuse (400).
+    """
+    requested = [scope.strip() for scope in scopes if scope.strip() in KNOWN_SCOPES]
+    for scope in requested:
         if scope in OPERATOR_SCOPES:  # process-wide: /metrics counts every organization's traffic
             raise NotGrantable(f"Scope {scope} can only be granted from the CLI")
-    for scope in scopes:
+    for scope in requested:
         if scope not in rights.scopes:
             raise NotGrantable(f"Not allowed to grant scope: {scope}")
     if rights.allowed_tools is not None:

@@ -9,14 +9,16 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from auth.audit import record_audit
 from auth.changes import publish_change
-from auth.dbtypes import database_now
+from auth.dbtypes import database_now, iso
 from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
 from auth.keys import generate_key
 from auth.models import ApiKey, Organization
+from auth.scopes import clean_scopes
 from auth.store import CreatedKey, clean_allowed_tools, clean_name, flush_named
 
 MAX_KEY_LIFETIME = timedelta(days=365)
@@ -48,17 +50,19 @@ async def update_api_key(
     if changes.name is not UNSET:
         name = clean_name(changes.name, "Key")
         if name != record.name:
-            duplicate = select(ApiKey.id).where(
-                ApiKey.organization_id == record.organization_id,
-                ApiKey.name == name,
-                ApiKey.revoked_at.is_(None),
-                ApiKey.id != record.id,
+            duplicate = select(col(ApiKey.id)).where(
+                col(ApiKey.organization_id) == record.organization_id,
+                col(ApiKey.name) == name,
+                col(ApiKey.revoked_at).is_(None),
+                col(ApiKey.id) != record.id,
             )
             if await session.scalar(duplicate):
                 raise Conflict(f"An active key named {name!r} already exists", code="duplicate_name")
             changed["name"] = name
-    if changes.scopes is not UNSET and list(changes.scopes) != list(record.scopes):
-        changed["scopes"] = list(changes.scopes)
+    if changes.scopes is not UNSET:
+        scopes = clean_scopes(changes.scopes)
+        if scopes != list(record.scopes):
+            changed["scopes"] = scopes
     if changes.allowed_tools is not UNSET:
         tools = clean_allowed_tools(changes.allowed_tools)
         if tools != record.allowed_tools:
@@ -148,7 +152,7 @@ async def rotate_api_key(
         organization_id=record.organization_id,
         key_id=record.id,
         source=source,
-        details={"replacedBy": new.id, "oldKeyExpiresAt": record.expires_at.isoformat()},
+        details={"replacedBy": new.id, "oldKeyExpiresAt": iso(record.expires_at)},
     )
     record_audit(
         session,

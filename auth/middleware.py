@@ -9,8 +9,8 @@ from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.credentials import extract_api_key
-from auth.errors import CapgateError
-from auth.principal import Principal, current_principal
+from auth.errors import CapgateError, send_error
+from auth.principal import Principal
 from auth.records import KeyRecord
 from auth.streams import StreamRegistry, is_event_stream_request, run_tracked, stream_kind
 from auth.verifier import KeyVerifier
@@ -31,12 +31,6 @@ def principal_for(record: KeyRecord) -> Principal:
         policy_revision=record.policy_revision,
         replaced=record.replaced_by is not None,
     )
-
-
-async def send_error(send: Send, error: CapgateError, *, jsonrpc: bool) -> None:
-    status, headers, body = error.render(jsonrpc=jsonrpc)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class AuthMiddleware:
@@ -95,7 +89,6 @@ class AuthMiddleware:
         principal = principal_for(record)
         scope["user"] = principal
         scope["auth"] = AuthCredentials(list(record.scopes))
-        token = current_principal.set(principal)
         sdk_token = auth_context_var.set(principal)
         ended = "client_gone"  # unless run_tracked returns: the request's task was cancelled from outside
         try:
@@ -103,4 +96,3 @@ class AuthMiddleware:
         finally:
             self.streams.close(request, ended)
             auth_context_var.reset(sdk_token)
-            current_principal.reset(token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 from datetime import datetime
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -48,6 +47,3 @@ class Principal(AuthenticatedUser):
 
     def __repr__(self) -> str:
         return f"Principal(key_id={self.key_id!r}, organization_id={self.organization_id!r})"
-
-
-current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("capgate_principal", default=None)

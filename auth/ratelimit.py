@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.errors import RateLimited
+from auth.errors import RateLimited, send_error
 from auth.observer import NULL_OBSERVER, AuthObserver
 from auth.principal import Principal
 
@@ -139,9 +139,6 @@ class LimitPolicies:
     def forget(self, key_id: str) -> None:
         self._cache.pop(key_id, None)
 
-    def forget_all(self) -> None:
-        self._cache.clear()
-
 
 class RateLimiter:
     def __init__(self, *, backend: RateLimitBackend, policies: LimitPolicies, clock: Clock = time.time) -> None:
@@ -196,9 +193,7 @@ class RateLimitMiddleware:
             limit = decision.limits.per_second if decision.window == "second" else decision.limits.daily
             error.rule = f"{'per-second' if decision.window == 'second' else 'daily'} window: {limit} requests"
             self.observer.refused(scope, error)
-            status, headers, body = error.render(jsonrpc=self.speaks_jsonrpc(scope["path"]))
-            await send({"type": "http.response.start", "status": status, "headers": headers + extra})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, error, jsonrpc=self.speaks_jsonrpc(scope["path"]), extra_headers=extra)
             return
 
         async def send_with_headers(message: Message) -> None:

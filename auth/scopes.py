@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
+from auth.errors import InvalidRequest
+
 RUNTIME = "runtime"
 RUNTIME_READ = "runtime:read"
 KEYS_MANAGE = "keys:manage"
@@ -37,6 +39,18 @@ def normalise_scopes(scopes: Iterable[str]) -> list[str]:
         if scope not in result:
             result.append(scope)
     return result
+
+
+def clean_scopes(scopes: Iterable[str]) -> list[str]:
+    """The scopes as stored: known, stripped, deduplicated, at least one; 400 ``invalid_request`` otherwise.
+    The data functions apply it themselves (create and update alike); routes and CLI only authorise."""
+    try:
+        cleaned = normalise_scopes(scopes)
+    except UnknownScope as exc:
+        raise InvalidRequest(str(exc), details={"scopes": str(exc)}) from exc
+    if not cleaned:
+        raise InvalidRequest("A key needs at least one scope", details={"scopes": "must not be empty"})
+    return cleaned
 
 
 def grants(held: Collection[str], required: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio.to_thread
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -17,10 +17,11 @@ from auth.audit import record_audit
 from auth.changes import publish_change
 from auth.dbtypes import database_now, utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
-from auth.grants import clean_scopes
 from auth.hashing import SecretHasher
+from auth.key_cap import check_active_key_cap
 from auth.keys import Mode, generate_key, random_base62
 from auth.models import ACTIVE_NAME_INDEX, ApiKey, Organization, User
+from auth.scopes import clean_scopes
 
 ROLES = ("owner", "admin", "member")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -39,7 +40,7 @@ def clean_name(name: str, what: str) -> str:
 
 async def create_organization(session: AsyncSession, *, name: str, mode: Mode = "live") -> Organization:
     name = clean_name(name, "Organization")
-    existing = await session.scalar(select(Organization.id).where(Organization.name == name))
+    existing = await session.scalar(select(col(Organization.id)).where(col(Organization.name) == name))
     if existing:
         raise Conflict(f"Organization {name!r} already exists", code="duplicate_name")
     organization = Organization(id=f"org_{random_base62(16)}", name=name, mode=mode)
@@ -49,17 +50,51 @@ async def create_organization(session: AsyncSession, *, name: str, mode: Mode = 
 
 
 async def list_organizations(session: AsyncSession) -> list[Organization]:
-    return list((await session.execute(select(Organization).order_by(Organization.created_at))).scalars())
+    return list((await session.execute(select(Organization).order_by(col(Organization.created_at)))).scalars())
 
 
 async def get_organization(session: AsyncSession, *, ref: str) -> Organization:
     """An organization by id or, failing that, by name (an id always wins, so a name can't shadow one)."""
     organization = await session.get(Organization, ref)
     if organization is None:
-        organization = await session.scalar(select(Organization).where(Organization.name == ref))
+        organization = await session.scalar(select(Organization).where(col(Organization.name) == ref))
     if organization is None:
         raise NotFound(f"Unknown organization: {ref}")
     return organization
+
+
+async def update_organization_limits(
+    session: AsyncSession,
+    *,
+    organization: Organization,
+    rate_limit_per_second: int | None = None,
+    daily_quota: int | None = None,
+    clear: bool = False,
+    actor: str,
+    source: str | None,
+) -> list[str]:
+    """Sets the organization's rate limits (the default for its keys); ``clear`` first drops both overrides.
+    Records ``organization.updated`` when something changed; returns the changed fields."""
+    wanted: dict[str, int | None] = {"rate_limit_per_second": None, "daily_quota": None} if clear else {}
+    for field, value in (("rate_limit_per_second", rate_limit_per_second), ("daily_quota", daily_quota)):
+        if value is not None:
+            if value < 1:
+                raise InvalidRequest(f"{field} must be at least 1", details={field: "must be at least 1"})
+            wanted[field] = value
+    changed = sorted(field for field, value in wanted.items() if getattr(organization, field) != value)
+    for field in changed:
+        setattr(organization, field, wanted[field])
+    if changed:
+        record_audit(
+            session,
+            action="organization.updated",
+            actor=actor,
+            organization_id=organization.id,
+            source=source,
+            details={"fields": changed},
+        )
+        await session.flush()
+    return changed
 
 
 async def create_user(
@@ -72,7 +107,7 @@ async def create_user(
         raise InvalidRequest(f"Unknown role: {role!r} (known: {', '.join(ROLES)})")
     if len(password) < 12:
         raise InvalidRequest("Password must be at least 12 characters")
-    if await session.scalar(select(User.id).where(User.email == email)):
+    if await session.scalar(select(col(User.id)).where(col(User.email) == email)):
         raise Conflict(f"A user with email {email!r} already exists", code="duplicate_email")
     password_hash = await anyio.to_thread.run_sync(hasher.hash, password)
     user = User(
@@ -88,7 +123,7 @@ async def create_user(
 
 
 async def list_users(session: AsyncSession, *, organization_id: str) -> list[User]:
-    query = select(User).where(User.organization_id == organization_id).order_by(User.created_at)
+    query = select(User).where(col(User.organization_id) == organization_id).order_by(col(User.created_at))
     return list((await session.execute(query)).scalars())
 
 
@@ -127,28 +162,6 @@ async def flush_named(session: AsyncSession, name: str) -> None:
         raise
 
 
-def active_keys(organization_id: str, now: datetime) -> Select[tuple[int]]:
-    return select(func.count()).where(
-        ApiKey.organization_id == organization_id,
-        ApiKey.revoked_at.is_(None),
-        ApiKey.replaced_by.is_(None),
-        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-    )
-
-
-async def check_active_key_cap(session: AsyncSession, organization: Organization, cap: int) -> None:
-    """Locks the organization's row (one creation at a time, on both databases) and refuses past the cap."""
-    await session.execute(
-        update(Organization)
-        .where(Organization.id == organization.id)
-        .values(mode=Organization.mode)
-        .execution_options(synchronize_session=False)
-    )
-    if int(await session.scalar(active_keys(organization.id, utcnow())) or 0) >= cap:
-        message = f"{organization.name} already has {cap} active keys; revoke one first"
-        raise Conflict(message, code="too_many_keys")
-
-
 async def create_api_key(
     session: AsyncSession,
     *,
@@ -166,8 +179,8 @@ async def create_api_key(
     key_scopes = clean_scopes(scopes)
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidRequest("Expiry must be in the future")
-    duplicate = select(ApiKey.id).where(
-        ApiKey.organization_id == organization.id, ApiKey.name == name, ApiKey.revoked_at.is_(None)
+    duplicate = select(col(ApiKey.id)).where(
+        col(ApiKey.organization_id) == organization.id, col(ApiKey.name) == name, col(ApiKey.revoked_at).is_(None)
     )
     if await session.scalar(duplicate):
         raise Conflict(f"An active key named {name!r} already exists in {organization.name}", code="duplicate_name")
@@ -201,9 +214,9 @@ async def create_api_key(
 
 
 async def get_api_key(session: AsyncSession, *, key_id: str, organization_id: str | None = None) -> ApiKey:
-    query = select(ApiKey).where(ApiKey.id == key_id)
+    query = select(ApiKey).where(col(ApiKey.id) == key_id)
     if organization_id is not None:
-        query = query.where(ApiKey.organization_id == organization_id)
+        query = query.where(col(ApiKey.organization_id) == organization_id)
     record = await session.scalar(query)
     if record is None:
         raise NotFound(f"Unknown API key: {key_id}")
@@ -213,11 +226,11 @@ async def get_api_key(session: AsyncSession, *, key_id: str, organization_id: st
 async def list_api_keys(
     session: AsyncSession, *, organization_id: str | None = None, include_revoked: bool = True
 ) -> list[ApiKey]:
-    query = select(ApiKey).order_by(ApiKey.created_at)
+    query = select(ApiKey).order_by(col(ApiKey.created_at))
     if organization_id is not None:
-        query = query.where(ApiKey.organization_id == organization_id)
+        query = query.where(col(ApiKey.organization_id) == organization_id)
     if not include_revoked:
-        query = query.where(ApiKey.revoked_at.is_(None))
+        query = query.where(col(ApiKey.revoked_at).is_(None))
     return list((await session.execute(query)).scalars())
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.errors import CapgateError, RateLimited, RevokedApiKey
+from auth.errors import CapgateError, RateLimited, RevokedApiKey, send_error
 from auth.observer import NULL_OBSERVER, AuthObserver
 
 
@@ -135,9 +135,7 @@ async def run_tracked(
     reason: CapgateError = RevokedApiKey() if request.terminated else StreamTimeLimit()
     ended = "revoked_terminate" if request.terminated else "max_lifetime"
     if not started:
-        status, headers, body = reason.render(jsonrpc=jsonrpc)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, reason, jsonrpc=jsonrpc)
         return ended
     final = _final_sse_event(reason, jsonrpc=jsonrpc) if is_sse else b""
     await send({"type": "http.response.body", "body": final, "more_body": False})

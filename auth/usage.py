@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from auth.dbtypes import dialect_insert, table_of
 from auth.models import ApiKey, KeyDailyUsage
 
 EPOCH = date(1970, 1, 1)
@@ -48,8 +49,8 @@ async def write_last_used(session: AsyncSession, changes: dict[str, datetime]) -
         return
     statement = (
         update(ApiKey)
-        .where(ApiKey.id == bindparam("key_id"))
-        .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < bindparam("at")))
+        .where(col(ApiKey.id) == bindparam("key_id"))
+        .where((col(ApiKey.last_used_at).is_(None)) | (col(ApiKey.last_used_at) < bindparam("at")))
         .values(last_used_at=bindparam("at"))
         .execution_options(synchronize_session=False)
     )
@@ -71,10 +72,8 @@ async def write_daily_usage(session: AsyncSession, rows: Iterable[tuple[str, int
     values = [{"key_id": key_id, "day": day_of(day), "count": count} for key_id, day, count in rows]
     if not values:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = KeyDailyUsage.__table__
-    statement = insert(table).values(values)
+    table = table_of(KeyDailyUsage)
+    statement = dialect_insert(session, table).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=["key_id", "day"], set_={"count": table.c["count"] + statement.excluded["count"]}
     )
@@ -82,7 +81,7 @@ async def write_daily_usage(session: AsyncSession, rows: Iterable[tuple[str, int
 
 
 async def read_daily_usage(session: AsyncSession, *, today: int) -> list[tuple[str, int, int]]:
-    query = select(KeyDailyUsage).where(KeyDailyUsage.day == day_of(today))
+    query = select(KeyDailyUsage).where(col(KeyDailyUsage.day) == day_of(today))
     return [(row.key_id, day_number(row.day), row.count) for row in (await session.execute(query)).scalars()]
 
 

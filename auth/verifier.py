@@ -264,6 +264,3 @@ class KeyVerifier:
         self._loads.invalidate(key_id)
         self._records.pop(key_id)
         self._verified.pop(key_id)
-
-    def is_cached(self, key_id: str) -> bool:
-        return key_id in self._records

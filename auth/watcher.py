@@ -23,6 +23,7 @@ import anyio
 from sqlalchemy import Select, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from auth.dbtypes import database_now
 from auth.models import ApiKey
@@ -109,7 +110,7 @@ def key_change_feed(
     """API keys: revocation, expiry, scopes, allowed tools and the stream kill switch."""
     return ChangeFeed(
         sessions,
-        query=lambda since: select(ApiKey).where(ApiKey.updated_at >= since),
+        query=lambda since: select(ApiKey).where(col(ApiKey.updated_at) >= since),
         convert=KeyRecord.from_row,
         identity=lambda record: record.key_id,
         updated_at=lambda record: record.updated_at,

@@ -1,7 +1,8 @@
 """A load generator of raw asyncio sockets: keep-alive HTTP/1.1, N connections, fixed duration.
 
 No client library: httpx tops out far below the servers measured here. The generator's
-own CPU use is recorded with every measurement, and `ceiling()` measures how many
+own CPU use is recorded with every measurement (bench.mcp_loadgen drives MCP calls on the same
+reader and figures), and `ceiling()` measures how many
 requests per second it can drive at all, against a trivial raw asyncio HTTP server in
 another process, so a reader can see it was not the bottleneck.
 
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Check = Callable[[int, bytes], bool]
@@ -35,13 +37,38 @@ def post_json(path: str, port: int, body: bytes, headers: Sequence[tuple[str, st
     return get(path, port, all_headers).replace(b"GET ", b"POST ", 1) + body
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+@dataclass
+class Answer:
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+
+
+async def read_answer(reader: asyncio.StreamReader) -> Answer:
     head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    return int(head[9:12]), await reader.readexactly(length)
+    lines = head[:-4].split(b"\r\n")
+    status = int(lines[0][9:12])
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get(b"transfer-encoding") == b"chunked":
+        parts: list[bytes] = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")  # no trailers are sent
+                break
+            parts.append((await reader.readexactly(size + 2))[:-2])
+        body = b"".join(parts)
+    else:
+        body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+    return Answer(status, headers, body)
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    answer = await read_answer(reader)
+    return answer.status, answer.body
 
 
 async def exchange(port: int, request: bytes) -> tuple[int, bytes]:
@@ -115,12 +142,17 @@ async def measure(
     cpu = time.process_time() - cpu_before
     if failures:
         raise RuntimeError(f"{len(failures)} failed responses, e.g. {failures[0]}")
+    return latency_figures(latencies, wall, cpu)
+
+
+def latency_figures(latencies: Sequence[float], wall: float, cpu: float) -> dict[str, float]:
+    """Requests/s, latency percentiles and the generator's own CPU share of one measurement."""
     ordered = sorted(latencies)
     return {
-        "requests": len(latencies),
-        "rps": len(latencies) / wall,
+        "requests": len(ordered),
+        "rps": len(ordered) / wall,
         "p50_ms": ordered[len(ordered) // 2] * 1000,
-        "p99_ms": ordered[int(len(ordered) * 0.99)] * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         "loadgen_cpu_fraction": cpu / wall,
     }
 

@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.mcp_loadgen import Mode, Target, drive
-from bench.servers import free_port, wait_for_port
+from bench.servers import CAPGATE, capgate_env, create_org_and_key, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPGATE = str(Path(sys.executable).parent / "capgate")
 MODES: tuple[Mode, ...] = ("stateless", "legacy")
 GOAL = 0.90
 OBSERVABILITY_GOAL = 0.05  # metrics + decision records on cost at most 5 % of throughput (tracing off)
@@ -91,24 +90,9 @@ def start_capgate(data_dir: Path, name: str = "capgate", extra_env: dict[str, st
     port = free_port()
     data_dir = data_dir / name
     data_dir.mkdir()
-    env = {
-        **os.environ,
-        **CAPGATE_ENV,
-        **(extra_env or {}),
-        "CAPGATE_DATA_DIR": str(data_dir),
-        "CAPGATE_PORT": str(port),
-    }
-    for variable in ("CAPGATE_REDIS_URL", "CAPGATE_DATABASE_URL", "CAPGATE_LOG_LEVEL"):
-        env.pop(variable, None)
-    subprocess.run([CAPGATE, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([CAPGATE, "orgs", "create", "bench"], env=env, check=True, capture_output=True)
-    created = subprocess.run(
-        [CAPGATE, "keys", "create", "--org", "bench", "--name", "bench", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    key = json.loads(created.stdout)["key"]
+    # INFO: the default log level, as users run it
+    env = capgate_env(data_dir, port, **{**CAPGATE_ENV, "CAPGATE_LOG_LEVEL": "INFO", **(extra_env or {})})
+    key = create_org_and_key(env)
     return Server(name, [CAPGATE, "serve"], env, port, {"x-api-key": key})
 
 

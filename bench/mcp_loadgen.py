@@ -1,10 +1,9 @@
-"""A load generator of raw asyncio sockets for MCP ``tools/call`` over Streamable HTTP.
+"""MCP ``tools/call`` over Streamable HTTP on the raw-socket load generator of ``bench.loadgen``.
 
-No client library: keep-alive HTTP/1.1 connections, each sending its next request as
-soon as the previous answer is complete (closed loop). Answers are read by
-Content-Length or chunked transfer coding, so both the stateless protocol's JSON answers
-and a legacy session's SSE answers are handled; every answer must be a 200 whose body
-carries a successful tool result.
+Keep-alive HTTP/1.1 connections, each sending its next request as soon as the previous answer
+is complete (closed loop). Answers are read by ``bench.loadgen.read_answer`` (Content-Length or
+chunked), so both the stateless protocol's JSON answers and a legacy session's SSE answers are
+handled; every answer must be a 200 whose body carries a successful tool result.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Literal
+
+from bench.loadgen import Answer, latency_figures, read_answer
 
 Mode = Literal["stateless", "legacy"]
 STATELESS_VERSION = "2026-07-28"
@@ -33,35 +34,6 @@ class Target:
     path: str = "/mcp"
     headers: dict[str, str] = field(default_factory=dict)  # e.g. the API key
     tool: str = TOOL
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[bytes, bytes]
-    body: bytes
-
-
-async def read_answer(reader: asyncio.StreamReader) -> Answer:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head[:-4].split(b"\r\n")
-    status = int(lines[0][9:12])
-    headers: dict[bytes, bytes] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get(b"transfer-encoding") == b"chunked":
-        parts: list[bytes] = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")  # no trailers are sent
-                break
-            parts.append((await reader.readexactly(size + 2))[:-2])
-        body = b"".join(parts)
-    else:
-        body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
-    return Answer(status, headers, body)
 
 
 def request_bytes(target: Target, body: bytes, extra: dict[str, str]) -> bytes:
@@ -180,15 +152,8 @@ async def drive(
     cpu = time.process_time() - cpu_before
     if failures:
         raise BadAnswer(f"{len(failures)} failed calls of {len(latencies)}, e.g. {failures[0]}")
-    ordered = sorted(latencies)
-    result = {
-        "requests": len(ordered),
-        "rps": len(ordered) / wall,
-        "p50_ms": ordered[len(ordered) // 2] * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-        "loadgen_cpu_fraction": cpu / wall,
-    }
+    result = latency_figures(latencies, wall, cpu)
     if server_pid:
-        result["server_cpu_ms_per_call"] = (process_cpu_seconds(server_pid) - server_cpu) * 1000 / len(ordered)
+        result["server_cpu_ms_per_call"] = (process_cpu_seconds(server_pid) - server_cpu) * 1000 / len(latencies)
         result["server_cpu_fraction"] = (process_cpu_seconds(server_pid) - server_cpu) / wall
     return result

@@ -45,7 +45,6 @@ async def asgi_cost(mode: str, base: Path, prefix: str, requests: int = 3000) ->
     """
     from asgi_lifespan import LifespanManager
 
-    from auth import store
     from server.app import create_app
     from server.db import create_engine
     from server.migrate import upgrade_database
@@ -68,15 +67,10 @@ async def asgi_cost(mode: str, base: Path, prefix: str, requests: int = 3000) ->
     app = create_app(Settings(**overrides))
     async with LifespanManager(app):
         state = app.state.capgate
-        async with state.sessions.begin() as session:
-            organization = await store.create_organization(session, name="bench")
-            created = await store.create_api_key(
-                session, organization=organization, name="bench", scopes=["runtime"], hasher=state.hasher,
-                created_by="bench",
-            )  # fmt: skip
+        (secret,) = await servers.create_org_and_keys(state.sessions, state.hasher)
         scope = {
             "type": "http", "method": "GET", "path": "/capabilities", "raw_path": b"/capabilities",
-            "query_string": b"", "headers": [(b"host", b"bench"), (b"x-api-key", created.secret.encode())],
+            "query_string": b"", "headers": [(b"host", b"bench"), (b"x-api-key", secret.encode())],
             "client": ("127.0.0.1", 1), "server": ("bench", 80), "scheme": "http", "http_version": "1.1",
             "root_path": "",
         }  # fmt: skip

@@ -55,7 +55,6 @@ async def asgi_cost(base: Path, requests: int = 2000) -> dict[str, float]:
     """Microseconds per request calling the ASGI app directly, one request at a time (no HTTP)."""
     from asgi_lifespan import LifespanManager
 
-    from auth import store
     from server.app import create_app
     from server.db import create_engine
     from server.migrate import upgrade_database
@@ -72,13 +71,8 @@ async def asgi_cost(base: Path, requests: int = 2000) -> dict[str, float]:
     costs: dict[str, float] = {}
     async with LifespanManager(app):
         state = app.state.capgate
-        async with state.sessions.begin() as session:
-            organization = await store.create_organization(session, name="bench")
-            created = await store.create_api_key(
-                session, organization=organization, name="bench", scopes=["runtime"], hasher=state.hasher,
-                created_by="bench",
-            )  # fmt: skip
-        key = created.secret.encode()
+        (secret,) = await servers.create_org_and_keys(state.sessions, state.hasher)
+        key = secret.encode()
         statuses: list[int] = []
 
         async def call(method: str, path: str, body: bytes) -> None:

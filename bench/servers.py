@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth import store
+from auth.hashing import SecretHasher
+from server.db import create_engine, session_factory
+from server.settings import Settings
 
 CAPGATE = str(Path(sys.executable).parent / "capgate")
 UNLIMITED = "1000000000"
@@ -65,6 +73,7 @@ def capgate_env(data_dir: Path, port: int, **overrides: str) -> dict[str, str]:
         "CAPGATE_DAILY_QUOTA": UNLIMITED,
     }
     env.pop("CAPGATE_REDIS_URL", None)
+    env.pop("CAPGATE_DATABASE_URL", None)  # SQLite in the data dir
     env.update(overrides)
     return env
 
@@ -73,11 +82,44 @@ def cli(env: dict[str, str], *args: str) -> str:
     return subprocess.run([CAPGATE, *args], env=env, check=True, capture_output=True, text=True).stdout
 
 
+async def create_org_and_keys(
+    db: async_sessionmaker[AsyncSession], hasher: SecretHasher, *, org: str = "bench", count: int = 1
+) -> list[str]:
+    """The one org-and-key setup of every benchmark: an organization and ``count`` runtime keys, made
+    through the store functions the CLI uses; returns the keys."""
+    async with db.begin() as session:
+        organization = await store.create_organization(session, name=org)
+        created = [
+            await store.create_api_key(
+                session,
+                organization=organization,
+                name=f"{org}-{n}",
+                scopes=["runtime"],
+                hasher=hasher,
+                created_by="bench",
+            )
+            for n in range(count)
+        ]
+    return [key.secret for key in created]
+
+
+async def create_keys_in(data_dir: Path, *, org: str = "bench", count: int = 1) -> list[str]:
+    """``create_org_and_keys`` in the (migrated) database of a server's data directory."""
+    settings = Settings(data_dir=data_dir)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        return await create_org_and_keys(
+            session_factory(engine), SecretHasher(settings.argon2_parameters), org=org, count=count
+        )
+    finally:
+        await engine.dispose()
+
+
 def create_org_and_key(env: dict[str, str], org: str = "bench") -> str:
-    """Migrates the database, creates an organization and a key through the CLI; returns the key."""
+    """Migrates a server's database (through the CLI) and gives it an organization and a key; returns the key."""
     cli(env, "db", "upgrade")
-    cli(env, "orgs", "create", org)
-    return str(json.loads(cli(env, "keys", "create", "--org", org, "--name", "bench", "--json"))["key"])
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: callers may be inside one (bench.mcp_calls)
+        return thread.submit(asyncio.run, create_keys_in(Path(env["CAPGATE_DATA_DIR"]), org=org)).result()[0]
 
 
 @dataclass

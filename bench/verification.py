@@ -28,11 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from auth import store
 from auth.keys import KEY_ID_LENGTH, SECRET_LENGTH, format_key, random_base62
 from bench import loadgen, servers
-from server.cli.main import hasher_for
-from server.db import create_engine, session_factory
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,26 +38,7 @@ FLOOD_POOL = 5000
 
 async def create_keys(data_dir: Path, count: int) -> list[str]:
     """Fresh keys in the server's database, made through the store functions the CLI uses."""
-    settings = Settings(data_dir=data_dir)
-    engine = create_engine(settings.resolved_database_url)
-    hasher = hasher_for(settings)
-    try:
-        async with session_factory(engine).begin() as session:
-            organization = await store.create_organization(session, name="cold")
-            created = [
-                await store.create_api_key(
-                    session,
-                    organization=organization,
-                    name=f"cold-{n}",
-                    scopes=["runtime"],
-                    hasher=hasher,
-                    created_by="bench",
-                )  # fmt: skip
-                for n in range(count)
-            ]
-    finally:
-        await engine.dispose()
-    return [key.secret for key in created]
+    return await servers.create_keys_in(data_dir, org="cold", count=count)
 
 
 async def first_requests(port: int, keys: Sequence[str]) -> list[float]:

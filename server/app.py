@@ -40,12 +40,19 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings()
     state = build_state(settings, tools or default_registry(memory_limits(settings)), clock)
-    mcp_manager = build_session_manager(build_mcp_server(state), settings)
+    mcp_server = build_mcp_server(
+        state.runtime,
+        state.mcp_sessions,
+        public_base_url=state.public_base_url,
+        streams=state.streams,
+        metrics=state.metrics,
+    )
+    mcp_manager = build_session_manager(mcp_server, settings)
     forwarder = SessionForwarder(
         SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
         max_body_bytes=settings.max_request_body_bytes,
     )
-    mcp_endpoint = McpEndpoint(mcp_manager, state, forwarder)
+    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, forwarder, state.mcp_sessions.listeners)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:
@@ -107,7 +114,7 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
         middleware=[
             Middleware(

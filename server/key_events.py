@@ -63,7 +63,7 @@ def tool_setting_listeners(
         tool = tools.get(setting.tool_name)
         if tool is not None and (previous is None or previous.enabled != setting.enabled):
             # Only keys that may use the tool see their list change.
-            await mcp_sessions.notify_organization(setting.organization_id, lambda p: tools.grants(p, tool))
+            await mcp_sessions.notify_organization(setting.organization_id, lambda p: tools.verdict(p, tool).allowed)
 
     return [apply]
 
@@ -100,8 +100,6 @@ def apply_notifications(notifications: ChangeNotifications, state: AppState) -> 
         state.tool_watcher.wake()
 
     def organization_changed(change: Change | None) -> None:
-        if state.rate_limiter is not None:
-            state.rate_limiter.policies.forget_all()
         tool_setting_changed(change)
         state.watcher.wake()
 

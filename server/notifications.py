@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 import anyio
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from auth.changes import CHANNEL, Change

@@ -25,10 +25,10 @@ from server.mcp.sessions import McpSessionDirectory
 from server.notifications import ChangeNotifications
 from server.observability.decisions import DecisionLog
 from server.observability.metrics import Metrics
-from server.runtime.worker import Runtime
+from server.routes.capability_documents import EncodedDocuments
+from server.runtime.invocation import Runtime
 from server.settings import Settings
 from tools.models import ToolSetting
-from tools.registry import ToolRegistry
 
 
 @dataclass(slots=True)
@@ -40,7 +40,6 @@ class AppState:
     verifier: KeyVerifier
     watcher: ChangeFeed[KeyRecord]
     tool_watcher: ChangeFeed[ToolSetting]
-    tools: ToolRegistry
     public_base_url: str
     streams: StreamRegistry
     mcp_sessions: McpSessionDirectory
@@ -53,6 +52,7 @@ class AppState:
     rate_limiter: RateLimiter | None
     metrics: Metrics
     decisions: DecisionLog
+    capabilities: EncodedDocuments
     integrations: IntegrationCatalog
     integration_feeds: list[ChangeFeed[Any]]
     drain: Drain
@@ -68,4 +68,5 @@ class AppState:
 
 
 def app_state(request: Request) -> AppState:
-    return request.app.state.capgate
+    state: AppState = request.app.state.capgate
+    return state

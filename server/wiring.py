@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from auth.basic import PasswordAuthenticator
 from auth.dbtypes import database_now
@@ -32,9 +33,9 @@ from server.observability.decisions import DecisionLog
 from server.observability.metrics import Metrics
 from server.observability.tracing import Spans, configure_tracing, otlp_endpoint
 from server.pepper import load_or_create_pepper
-from server.runtime.live import LiveExecutions
+from server.routes.capability_documents import EncodedDocuments
+from server.runtime.invocation import Runtime, Timing
 from server.runtime.store import new_id
-from server.runtime.worker import Runtime
 from server.settings import Settings
 from server.state import AppState
 from tools.memory.store import MemoryLimits
@@ -51,13 +52,13 @@ def build_rate_limiter(
     async def load_overrides(key_id: str) -> Overrides:
         query = (
             select(
-                ApiKey.rate_limit_per_second,
-                ApiKey.daily_quota,
-                Organization.rate_limit_per_second,
-                Organization.daily_quota,
+                col(ApiKey.rate_limit_per_second),
+                col(ApiKey.daily_quota),
+                col(Organization.rate_limit_per_second),
+                col(Organization.daily_quota),
             )
-            .join(Organization, Organization.id == ApiKey.organization_id)
-            .where(ApiKey.id == key_id)
+            .join(Organization, col(Organization.id) == col(ApiKey.organization_id))
+            .where(col(ApiKey.id) == key_id)
         )
         async with sessions() as session:
             row = (await session.execute(query)).first()
@@ -115,7 +116,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         async with sessions.begin() as session:
             await session.execute(
                 update(ApiKey)
-                .where(ApiKey.id == key_id)
+                .where(col(ApiKey.id) == key_id)
                 .values(key_hash=key_hash, updated_at=await database_now(session))
             )
 
@@ -136,7 +137,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
 
     async def load_user(email: str) -> User | None:
         async with sessions() as session:
-            return await session.scalar(select(User).where(User.email == email))
+            return await session.scalar(select(User).where(col(User.email) == email))
 
     passwords = PasswordAuthenticator(
         load_user=load_user,
@@ -174,15 +175,22 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         verifier=verifier,
         watcher=watcher,
         tool_watcher=tool_watcher,
-        tools=tools,
         public_base_url=settings.resolved_public_base_url,
         streams=streams,
         mcp_sessions=mcp_sessions,
         runtime=Runtime(
-            worker_id=new_id("wrk"),
-            live=LiveExecutions(),
+            tools=tools,
+            db=sessions,
             switches=switches,
-            memory_limits=memory_limits(settings),
+            worker_id=new_id("wrk"),
+            timing=Timing(
+                event_flush_seconds=settings.event_flush_seconds,
+                execution_poll_seconds=settings.execution_poll_seconds,
+                idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+                record_tool_io=settings.otel_record_tool_io,
+            ),
+            organization_tools=integrations.tools,
+            telemetry=metrics,
         ),
         clock=clock,
         passwords=passwords,
@@ -191,6 +199,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         rate_limiter=build_rate_limiter(settings, sessions, clock),
         metrics=metrics,
         decisions=decisions,
+        capabilities=EncodedDocuments(),
         integrations=integrations,
         integration_feeds=list(integration_feeds(sessions, integrations, interval=settings.key_change_poll_seconds)),
         drain=Drain(delay_seconds=settings.shutdown_drain_seconds),

@@ -13,17 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from tools.registry import Tool
+from tools.registry import SkippedPlugin, Tool
 
 ENTRY_POINT_GROUP = "capgate.tools"
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedPlugin:
-    name: str
-    origin: str
-    reason: str
 
 
 @dataclass(slots=True)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from auth.principal import Principal
 from tools.access import Verdict, grant_verdict, unknown_tool_verdict
-
-if TYPE_CHECKING:
-    from tools.plugins import SkippedPlugin
 
 ToolKind = Literal["memory", "integration"]
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -56,24 +53,26 @@ class Tool:
     accounts: tuple[ToolAccount, ...] = field(default=())
     schema_json: str | None = None
     """The input schema as JSON, for tools whose schema is not a pydantic model (upstream tools)."""
+    parameters: dict[str, Any] = field(init=False, repr=False, compare=False)
+    """The input's JSON Schema, built once with the tool (listing tools runs on every request); do not mutate."""
 
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The input's JSON Schema, built once per model (listing tools runs on every request); do not mutate."""
-        if self.schema_json is not None:
-            return _parsed_schema(self.schema_json)
-        return _json_schema(self.input_model)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parsed_schema(schema_json: str) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(schema_json)
-    return parsed
+    def __post_init__(self) -> None:
+        schema = json.loads(self.schema_json) if self.schema_json is not None else self.input_model.model_json_schema()
+        object.__setattr__(self, "parameters", schema)
 
 
-@functools.cache
-def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
+@dataclass(frozen=True, slots=True)
+class SkippedPlugin:
+    """A plugin entry point that did not load, kept for `capgate tools list`."""
+
+    name: str
+    origin: str
+    reason: str
+
+
+EMPTY: Mapping[str, Tool] = MappingProxyType({})
+# The tools an organization has beyond the registry's (its connected integrations), by name.
+OrganizationTools = Callable[[str], Awaitable[Mapping[str, Tool]]]
 
 
 class ToolRegistry:
@@ -97,15 +96,34 @@ class ToolRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
-    def visible_to(self, principal: Principal) -> list[Tool]:
-        """The tools the key may list and call: its scope, read-only limit and allowed-tool globs."""
-        return [tool for tool in self._tools.values() if self._grants(principal, tool)]
+    def visible(
+        self, principal: Principal, disabled: Collection[str] = frozenset(), extra: Mapping[str, Tool] = EMPTY
+    ) -> list[Tool]:
+        """The tools the key may list and call: its scope, read-only limit and allowed-tool globs, minus the
+        tools its organization disabled. ``extra``: the organization's own tools (upstream integrations),
+        after the registry's; a registry tool wins a name clash."""
+        tools = [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)]
+        if extra:
+            tools += [
+                tool
+                for tool in extra.values()
+                if tool.name not in self._tools and self._may_use(principal, tool, disabled)
+            ]
+        return tools
 
-    def grants(self, principal: Principal, tool: Tool) -> bool:
-        return self._grants(principal, tool)
+    def find(
+        self,
+        principal: Principal,
+        name: str,
+        disabled: Collection[str] = frozenset(),
+        extra: Mapping[str, Tool] = EMPTY,
+    ) -> Tool | None:
+        """The tool if ``visible`` would list it, else None (unknown and hidden tools answer alike)."""
+        tool = self._tools.get(name) or extra.get(name)
+        return tool if tool is not None and self._may_use(principal, tool, disabled) else None
 
-    def _grants(self, principal: Principal, tool: Tool) -> bool:
-        return self.verdict(principal, tool).allowed
+    def _may_use(self, principal: Principal, tool: Tool, disabled: Collection[str]) -> bool:
+        return self.verdict(principal, tool, disabled).allowed
 
     def verdict(self, principal: Principal, tool: Tool, disabled: Collection[str] = ()) -> Verdict:
         return grant_verdict(

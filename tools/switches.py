@@ -13,12 +13,11 @@ import time
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from auth.changes import publish_change
-from auth.dbtypes import database_now
+from auth.dbtypes import database_now, dialect_insert
 from auth.loads import LoadGuard
 from auth.store import bump_policy_revisions
 from auth.watcher import ChangeFeed, ChangeListener
@@ -26,18 +25,17 @@ from tools.models import ToolSetting
 
 
 async def disabled_tools(session: AsyncSession, *, organization_id: str) -> frozenset[str]:
-    query = select(ToolSetting.tool_name).where(
-        ToolSetting.organization_id == organization_id,
-        ToolSetting.enabled.is_(False),  # type: ignore[attr-defined]
+    query = select(col(ToolSetting.tool_name)).where(
+        col(ToolSetting.organization_id) == organization_id,
+        col(ToolSetting.enabled).is_(False),
     )
     return frozenset((await session.execute(query)).scalars())
 
 
 async def store_tool_enabled(session: AsyncSession, *, organization_id: str, tool_name: str, enabled: bool) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = await database_now(session)
     values = {"organization_id": organization_id, "tool_name": tool_name, "enabled": enabled, "updated_at": now}
-    statement = insert(ToolSetting).values(**values)
+    statement = dialect_insert(session, ToolSetting).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=["organization_id", "tool_name"], set_={"enabled": enabled, "updated_at": now}
     )
@@ -89,7 +87,7 @@ def tool_setting_feed(
     """Enable/disable changes made by any process, so this one drops its cached set at once."""
     return ChangeFeed(
         sessions,
-        query=lambda since: select(ToolSetting).where(ToolSetting.updated_at >= since),
+        query=lambda since: select(ToolSetting).where(col(ToolSetting.updated_at) >= since),
         convert=lambda row: row,
         identity=lambda setting: (setting.organization_id, setting.tool_name),
         updated_at=lambda setting: setting.updated_at,

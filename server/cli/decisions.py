@@ -9,13 +9,15 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import store
-from auth.dbtypes import utcnow
-from server.cli.main import JsonOption, audit_app, fail, iso, keys_app, out, print_rows, run_in_session
+from auth.dbtypes import iso, utcnow
+from server.cli.audit import audit_app
+from server.cli.common import JsonOption, fail, out, print_json, print_rows, run_in_session
+from server.cli.keys import app as keys_app
 from server.observability.explain import Explanation, explain_tool
 from server.observability.queries import aware_time, list_decisions
 from server.settings import Settings
 
-DECISION_COLUMNS = ["id", "time", "organization_id", "key_id", "route", "tool", "outcome", "reason", "rule", "revision"]
+DECISION_COLUMNS = ["id", "time", "organizationId", "keyId", "route", "tool", "outcome", "reason", "rule", "revision"]
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -27,7 +29,6 @@ def parse_time(text: str | None) -> datetime | None:
         raise fail(f"invalid time {text!r}: use ISO 8601, e.g. 2026-12-01T14:00:00Z") from None
 
 
-@audit_app.command("decisions")
 def audit_decisions(
     org: Annotated[str | None, typer.Option(help="Organization id or name (default: every organization).")] = None,
     key: Annotated[str | None, typer.Option(help="Only decisions about this key id.")] = None,
@@ -59,9 +60,9 @@ def audit_decisions(
             {
                 "id": row.id,
                 "time": iso(row.created_at),
-                "organization_id": row.organization_id,
-                "key_id": row.key_id,
-                "request_id": row.request_id,
+                "organizationId": row.organization_id,
+                "keyId": row.key_id,
+                "requestId": row.request_id,
                 "route": row.route,
                 "tool": row.tool,
                 "outcome": row.outcome,
@@ -76,7 +77,6 @@ def audit_decisions(
     print_rows(run_in_session(operation), DECISION_COLUMNS, as_json=as_json)
 
 
-@keys_app.command("explain")
 def keys_explain(key_id: str, tool: str, as_json: JsonOption = False) -> None:
     """Say whether the key may call the tool now, and which rule says so (the runtime's own decision).
 
@@ -93,10 +93,13 @@ def keys_explain(key_id: str, tool: str, as_json: JsonOption = False) -> None:
 
     explanation = run_in_session(operation)
     if as_json:
-        import json
-
-        out.print(json.dumps(explanation.public(), indent=2), markup=False)
+        print_json(explanation.public())
         return
     verdict = "may call" if explanation.allowed else "may not call"
     out.print(f"{key_id} {verdict} {tool} ({explanation.reason}): {explanation.rule}", markup=False)
     out.print(f"policy revision {explanation.policy_revision}", markup=False)
+
+
+def register() -> None:
+    audit_app.command("decisions")(audit_decisions)
+    keys_app.command("explain")(keys_explain)

@@ -10,17 +10,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import store as org_store
-from server.cli.main import (
-    CLI_ACTOR,
-    JsonOption,
-    accounts_app,
-    fail,
-    integrations_app,
-    out,
-    print_rows,
-    run_in_session,
-    secrets_app,
-)
+from server.cli.common import CLI_ACTOR, JsonOption, OrgOption, fail, out, print_rows, run_in_session
 from server.integrations import accounts, store
 from server.integrations.catalog import listing_of, target_of
 from server.integrations.models import ConnectedAccount, Integration
@@ -28,7 +18,9 @@ from server.integrations.pool import UpstreamUnavailable, probe_tools
 from server.integrations.vault import Vault, add_key_to_file, load_vault
 from server.settings import Settings
 
-OrgOption = Annotated[str, typer.Option("--org", help="Organization id or name.")]
+integrations_app = typer.Typer(help="Upstream MCP servers an organization uses.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Connected accounts: one credential each for an integration.", no_args_is_help=True)
+secrets_app = typer.Typer(help="The data keys that seal stored credentials.", no_args_is_help=True)
 INTEGRATION_COLUMNS = ["id", "title", "transport", "endpoint", "accounts"]
 ACCOUNT_COLUMNS = ["id", "integration", "label", "status", "tools", "last_error"]
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import store
-from server.cli.main import JsonOption, fail, out, print_rows, run_in_session, tools_app
+from server.cli.common import JsonOption, OrgOption, fail, out, print_rows, run_in_session
 from server.settings import Settings
+
+app = typer.Typer(help="Tools, and which an organization has enabled.", no_args_is_help=True)
 
 
 def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, Any]]:
@@ -21,7 +23,7 @@ def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, An
         {
             "name": tool.name,
             "kind": tool.kind,
-            "read_only": tool.read_only,
+            "readOnly": tool.read_only,
             "enabled": tool.name not in disabled,
             "description": tool.description,
         }
@@ -40,11 +42,11 @@ def tool_rows(disabled: frozenset[str], settings: Settings) -> list[dict[str, An
     return rows + skipped
 
 
-TOOL_COLUMNS = ["name", "kind", "read_only", "enabled", "description"]
+TOOL_COLUMNS = ["name", "kind", "readOnly", "enabled", "description"]
 
 
-@tools_app.command("list")
-def tools_list(org: Annotated[str, typer.Option(help="Organization id or name.")], as_json: JsonOption = False) -> None:
+@app.command("list")
+def tools_list(org: OrgOption, as_json: JsonOption = False) -> None:
     """List every installed tool and whether the organization has it enabled."""
     from tools.switches import disabled_tools
 
@@ -55,31 +57,35 @@ def tools_list(org: Annotated[str, typer.Option(help="Organization id or name.")
     print_rows(run_in_session(operation), TOOL_COLUMNS, as_json=as_json)
 
 
-def _switch_tool(name: str, org: str, enabled: bool) -> None:
+def _switch_tool(name: str, org: str, enabled: bool, *, as_json: bool) -> None:
     from server.integrations.accounts import integration_tool_names
-    from tools.switches import store_tool_enabled
+    from tools.switches import disabled_tools, store_tool_enabled
 
-    async def operation(session: AsyncSession, settings: Settings) -> str:
+    async def operation(session: AsyncSession, settings: Settings) -> tuple[str, dict[str, Any]]:
         organization = await store.get_organization(session, ref=org)
         known = {row["name"] for row in tool_rows(frozenset(), settings) if row["kind"] != "skipped"}
         known |= await integration_tool_names(session, organization_id=organization.id)
         if name not in known:
             raise fail(f"unknown tool {name!r} (installed: {', '.join(sorted(known))})")
         await store_tool_enabled(session, organization_id=organization.id, tool_name=name, enabled=enabled)
-        return organization.name
+        rows = tool_rows(await disabled_tools(session, organization_id=organization.id), settings)
+        upstream = {"name": name, "kind": "integration", "readOnly": None, "enabled": enabled, "description": ""}
+        return organization.name, next((row for row in rows if row["name"] == name), upstream)
 
-    organization_name = run_in_session(operation)
-    state = "enabled" if enabled else "disabled"
-    out.print(f"{name} is {state} for {organization_name} (running servers notice within seconds).", markup=False)
+    organization_name, row = run_in_session(operation)
+    print_rows([row], TOOL_COLUMNS, as_json=as_json)
+    if not as_json:
+        state = "enabled" if enabled else "disabled"
+        out.print(f"{name} is {state} for {organization_name} (running servers notice within seconds).", markup=False)
 
 
-@tools_app.command("enable")
-def tools_enable(name: str, org: Annotated[str, typer.Option(help="Organization id or name.")]) -> None:
+@app.command("enable")
+def tools_enable(name: str, org: OrgOption, as_json: JsonOption = False) -> None:
     """Enable a tool for an organization (every tool is enabled until disabled)."""
-    _switch_tool(name, org, True)
+    _switch_tool(name, org, True, as_json=as_json)
 
 
-@tools_app.command("disable")
-def tools_disable(name: str, org: Annotated[str, typer.Option(help="Organization id or name.")]) -> None:
+@app.command("disable")
+def tools_disable(name: str, org: OrgOption, as_json: JsonOption = False) -> None:
     """Disable a tool for an organization: it disappears from its listings and answers 404 when called."""
-    _switch_tool(name, org, False)
+    _switch_tool(name, org, False, as_json=as_json)

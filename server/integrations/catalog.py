@@ -30,7 +30,7 @@ from server.integrations.vault import Vault, VaultError
 from tools.registry import Tool
 
 logger = logging.getLogger(__name__)
-OnChange = Callable[[str], Awaitable[None]]
+OnChange = Callable[[str], Awaitable[object]]
 
 
 def target_of(integration: Integration, account: ConnectedAccount, vault: Vault) -> UpstreamTarget:

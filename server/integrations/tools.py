@@ -8,43 +8,13 @@ from typing import Any
 
 import mcp_types as types
 
-from auth.errors import CapgateError, InvalidRequest
 from server.integrations.pool import UpstreamUnavailable
+from tools.accounts import ACCOUNT_FIELD
 from tools.context import ToolContext, ToolError
 from tools.registry import PassThroughInput, Tool, ToolAccount
 
-ACCOUNT_FIELD = "connectedAccountId"
 MAX_ERROR_CHARS = 2000
 UpstreamCall = Callable[..., Awaitable[types.CallToolResult]]
-
-
-class AccountRequired(CapgateError):
-    status = 409
-    code = "account_required"
-
-
-def account_required(tool: Tool) -> AccountRequired:
-    return AccountRequired(
-        f'Capability "{tool.name}" requires connectedAccountId because it is available on multiple connected accounts',
-        details={"availableAccounts": [account.public() for account in tool.accounts]},
-    )
-
-
-def choose_account(tool: Tool, requested: str | None) -> str | None:
-    """The account a call of ``tool`` goes to: the one asked for, or the only one (409 when ambiguous)."""
-    if not tool.accounts:
-        return requested
-    ids = [account.connected_account_id for account in tool.accounts]
-    if requested is None:
-        if len(ids) > 1:
-            raise account_required(tool)
-        return ids[0]
-    if requested not in ids:
-        raise InvalidRequest(
-            f"connectedAccountId {requested} is not a connected account of {tool.name}",
-            details={ACCOUNT_FIELD: f"one of {', '.join(ids)}"},
-        )
-    return requested
 
 
 def text_of(result: types.CallToolResult) -> str:

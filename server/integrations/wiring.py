@@ -23,7 +23,7 @@ def build_catalog(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     *,
-    on_change: Callable[[str], Awaitable[None]],
+    on_change: Callable[[str], Awaitable[object]],
     clock: Callable[[], float],
     metrics: Metrics | None = None,
 ) -> IntegrationCatalog:

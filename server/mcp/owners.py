@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from auth.dbtypes import utcnow
 from auth.verifier import LRU
@@ -56,9 +57,9 @@ class SessionOwners:
     async def release(self, session_id: str) -> None:
         self._cache.pop(session_id)
         async with self._sessions.begin() as session:
-            await session.execute(delete(McpSessionOwner).where(McpSessionOwner.session_id == session_id[:64]))
+            await session.execute(delete(McpSessionOwner).where(col(McpSessionOwner.session_id) == session_id[:64]))
 
     async def release_previous_process(self) -> None:
         """Sessions claimed at this address before this process started died with that process."""
         async with self._sessions.begin() as session:
-            await session.execute(delete(McpSessionOwner).where(McpSessionOwner.owner_url == self.self_url))
+            await session.execute(delete(McpSessionOwner).where(col(McpSessionOwner.owner_url) == self.self_url))

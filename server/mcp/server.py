@@ -9,7 +9,6 @@ it, so context variables would name the opening request instead).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -25,22 +24,31 @@ from starlette.types import Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
-from auth.streams import StreamTimeLimit
-from server.integrations.tools import AccountRequired, mcp_input_schema
+from auth.streams import StreamRegistry, StreamTimeLimit
+from server.integrations.tools import mcp_input_schema
 from server.mcp.forwarding import SessionForwarder, header
+from server.mcp.listening import KeyListeners
 from server.mcp.resumable import ResumableSessionManager, priming
 from server.mcp.sessions import McpSessionDirectory
 from server.observability.mcp import McpObservation
+from server.observability.metrics import Metrics
 from server.observability.observed import observed
-from server.runtime.invocation import invoke_tool, visible_tools
+from server.runtime.invocation import Runtime
 from server.settings import Settings
-from server.state import AppState
+from tools.accounts import AccountRequired
 from tools.registry import Tool
 
 SERVER_NAME = "capgate"
 # The caller of the stateless tools/call being handled, and its organization's disabled tools:
 # set by McpEndpoint, read by the SDK's pre-dispatch Mcp-Param header check (same task).
+DISABLED_TOOLS = "capgate.disabled_tools"
 _caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
+
+
+def disabled_of(ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
+    """The disabled tools McpEndpoint fetched for the HTTP request carrying this message."""
+    request = ctx.request
+    return request.scope.get(DISABLED_TOOLS) if request is not None else None
 
 
 def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
@@ -51,7 +59,6 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return user
 
 
-@functools.lru_cache(maxsize=4096)
 def mcp_tool(tool: Tool) -> types.Tool:
     return types.Tool(
         name=tool.name,
@@ -64,6 +71,20 @@ def mcp_tool(tool: Tool) -> types.Tool:
             open_world_hint=tool.kind == "integration",
         ),
     )
+
+
+class McpToolDescriptions:
+    """Each tool as the SDK describes it, built once per tool: tools/list runs on every MCP request.
+    Built with the MCP server; the registry is fixed for the app's life, so the cache is bounded by it."""
+
+    def __init__(self) -> None:
+        self._described: dict[str, tuple[Tool, types.Tool]] = {}
+
+    def __call__(self, tool: Tool) -> types.Tool:
+        entry = self._described.get(tool.name)
+        if entry is None or entry[0] is not tool:
+            entry = self._described[tool.name] = (tool, mcp_tool(tool))
+        return entry[1]
 
 
 def error_result(message: str) -> types.CallToolResult:
@@ -113,7 +134,7 @@ class CapgateMcpServer(Server[Any]):
         )
 
 
-def tool_input_schema_lookup(state: AppState) -> Callable[[str], Mapping[str, Any] | None]:
+def tool_input_schema_lookup(runtime: Runtime) -> Callable[[str], Mapping[str, Any] | None]:
     """The schema the SDK checks ``Mcp-Param-*`` headers against, for tools the caller is listed.
 
     Without it the SDK runs the whole tools/list handler and serializes every visible tool on
@@ -123,25 +144,31 @@ def tool_input_schema_lookup(state: AppState) -> Callable[[str], Mapping[str, An
 
     def lookup(name: str) -> Mapping[str, Any] | None:
         caller = _caller.get()
-        tool = state.tools.get(name)
-        if caller is None or tool is None:
+        if caller is None:
             return None
         principal, disabled = caller
-        if not state.tools.grants(principal, tool) or name in disabled:
-            return None
-        return tool.parameters
+        tool = runtime.tools.find(principal, name, disabled)
+        return tool.parameters if tool is not None else None
 
     return lookup
 
 
-def build_mcp_server(state: AppState) -> Server[Any]:
-    events_url = f"{state.public_base_url}/api/runtime/executions/{{executionId}}/events"
+def build_mcp_server(
+    runtime: Runtime,
+    directory: McpSessionDirectory,
+    *,
+    public_base_url: str,
+    streams: StreamRegistry,
+    metrics: Metrics,
+) -> Server[Any]:
+    events_url = f"{public_base_url}/api/runtime/executions/{{executionId}}/events"
+    describe = McpToolDescriptions()
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = await visible_tools(state, principal_of(ctx))
-        return types.ListToolsResult(tools=[mcp_tool(tool) for tool in tools], ttl_ms=0)
+        tools = await runtime.visible_tools(principal_of(ctx), disabled=disabled_of(ctx))
+        return types.ListToolsResult(tools=[describe(tool) for tool in tools], ttl_ms=0)
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -153,16 +180,16 @@ def build_mcp_server(state: AppState) -> Server[Any]:
 
         # A legacy session runs this handler in the session's task, outside the cancel scope of the POST
         # that carried the call: the call gets its own, so the kill switch and max_stream_seconds stop the tool too.
-        bound = state.streams.open(principal.key_id, is_stream=False)
+        bound = streams.open(principal.key_id, is_stream=False)
         try:
             with bound.scope:
-                result = await invoke_tool(
-                    state,
+                result = await runtime.invoke(
                     principal,
                     params.name,
                     dict(params.arguments or {}),
                     source="mcp",
                     on_progress=on_progress,
+                    disabled=disabled_of(ctx),
                     observation=observed(ctx.request.scope) if ctx.request is not None else None,
                     route="tools/call",
                 )
@@ -177,7 +204,7 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         except CapgateError as error:
             return error_result(error.message)
         finally:
-            state.streams.close(bound)
+            streams.close(bound)
         meta = {
             "executionId": result.execution_id,
             "sessionId": result.session_id,
@@ -199,11 +226,11 @@ def build_mcp_server(state: AppState) -> Server[Any]:
         version="0.1.0",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
-        get_tool_input_schema=tool_input_schema_lookup(state),
-        on_subscriptions_listen=state.mcp_sessions.listeners.listen,
+        get_tool_input_schema=tool_input_schema_lookup(runtime),
+        on_subscriptions_listen=directory.listeners.listen,
     )
-    server.middleware.append(SessionTracker(state.mcp_sessions))
-    server.middleware.append(McpObservation(state.metrics, state.tools))
+    server.middleware.append(SessionTracker(directory))
+    server.middleware.append(McpObservation(metrics, runtime.tools))
     return server
 
 
@@ -229,10 +256,17 @@ class McpEndpoint:
     relayed to its owner (``server/mcp/forwarding.py``).
     """
 
-    def __init__(self, manager: ResumableSessionManager, state: AppState, forwarder: SessionForwarder) -> None:
+    def __init__(
+        self,
+        manager: ResumableSessionManager,
+        runtime: Runtime,
+        forwarder: SessionForwarder,
+        listeners: KeyListeners,
+    ) -> None:
         self.manager = manager
-        self.state = state
+        self.runtime = runtime
         self.forwarder = forwarder
+        self.listeners = listeners
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get("user")
@@ -253,14 +287,14 @@ class McpEndpoint:
             events = self.manager.session_events(session_id)
             if events is not None:
                 send = priming(send, events)
+        # Fetched once per HTTP request; the handlers find it on the request's scope.
+        disabled = scope[DISABLED_TOOLS] = await self.runtime.disabled_tools(principal)
         if (b"mcp-method", b"subscriptions/listen") in scope["headers"]:
-            listeners = self.state.mcp_sessions.listeners
-            await listeners.track(principal, lambda: self.manager.handle_request(scope, receive, send))
+            await self.listeners.track(principal, lambda: self.manager.handle_request(scope, receive, send))
             return
         if (b"mcp-method", b"tools/call") not in scope["headers"]:
             await self.manager.handle_request(scope, receive, send)
             return
-        disabled = await self.state.runtime.switches.disabled(principal.organization_id)
         token = _caller.set((principal, disabled))
         try:
             await self.manager.handle_request(scope, receive, send)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry.trace import Span
 from starlette.routing import Match
@@ -15,8 +15,12 @@ from server.observability.decisions import Decision, DecisionLog
 from server.observability.tracing import Spans
 from tools.access import ALLOWED
 
-if TYPE_CHECKING:
-    from server.observability.metrics import Metrics
+
+class DecisionCounter(Protocol):
+    """The part of ``Metrics`` a request's decisions feed (a protocol: metrics.py imports this module)."""
+
+    def authz_decision(self, allowed: bool, reason: str) -> None: ...
+
 
 SCOPE_KEY = "capgate.observed"
 
@@ -24,7 +28,7 @@ SCOPE_KEY = "capgate.observed"
 class ObservedRequest:
     __slots__ = ("request_id", "span", "trace_id", "span_id", "reason", "policy_revision", "_log", "_metrics", "_spans")
 
-    def __init__(self, request_id: str, log: DecisionLog, metrics: Metrics, spans: Spans) -> None:
+    def __init__(self, request_id: str, log: DecisionLog, metrics: DecisionCounter, spans: Spans) -> None:
         self.request_id = request_id
         self.span: Span | None = None
         self.trace_id: str | None = None

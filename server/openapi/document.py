@@ -15,9 +15,9 @@ from server.openapi.keys import SCHEMAS as KEY_SCHEMAS
 from server.openapi.observability import SCHEMAS as OBSERVABILITY_SCHEMAS
 from server.openapi.observability import observability_paths
 from server.openapi.schemas import SCHEMAS
-from server.routes.routing import public_route
+from server.routes.routing import PublicRoute
 
-SECURITY = [{"bearer": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -203,4 +203,4 @@ def openapi_route() -> Route:
     async def openapi(_request: Request) -> JSONResponse:
         return JSONResponse(document)
 
-    return public_route("/openapi.json", openapi)
+    return PublicRoute("/openapi.json", openapi)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-KEY_SECURITY = [{"bearer": []}, {"apiKey": []}]
+KEY_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 KEY_SCHEMA: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Request bodies: bounded in size before they are parsed, and parse errors that name the problem."""
+"""The one JSON body reader: bounded in size before it is parsed, and parse errors that name the problem."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from auth.errors import InvalidRequest, PayloadTooLarge
+from auth.errors import InvalidRequest, PayloadTooLarge, validation_details
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,7 +37,4 @@ async def read_model(request: Request, model: type[M], limit: int) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for error in exc.errors(include_url=False):
-            fields.setdefault(".".join(str(part) for part in error["loc"]) or "body", error["msg"])
-        raise InvalidRequest("Invalid request body", details=fields) from None
+        raise InvalidRequest("Invalid request body", details=validation_details(exc)) from None

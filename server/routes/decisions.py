@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from auth import store
+from auth.dbtypes import iso
 from auth.errors import InvalidRequest
 from server.observability.explain import explain_tool
 from server.observability.models import AuthzDecision
 from server.observability.queries import aware_time, list_decisions
 from server.routes.audit import MAX_LIMIT, positive_int
-from server.routes.runtime_wire import iso
 from server.state import app_state
 
 OUTCOMES = ("allowed", "refused")
@@ -82,8 +82,8 @@ async def explain_key(request: Request) -> JSONResponse:
             session, key_id=request.path_params["key_id"], organization_id=request.user.organization_id
         )
     disabled = await state.runtime.switches.disabled(key.organization_id)
-    upstream = {} if tool in state.tools else await state.integrations.tools(key.organization_id)
+    upstream = {} if tool in state.runtime.tools else await state.integrations.tools(key.organization_id)
     explanation = explain_tool(
-        key=key, tool_name=tool, tools=state.tools, disabled=disabled, now=state.now(), upstream=upstream
+        key=key, tool_name=tool, tools=state.runtime.tools, disabled=disabled, now=state.now(), upstream=upstream
     )
     return JSONResponse(explanation.public())

@@ -22,17 +22,11 @@ from starlette.responses import JSONResponse
 
 from auth.errors import InvalidRequest
 from server.routes.runtime_wire import event_public, execution_public
-from server.runtime import store as runtime_store
-from server.runtime.live import EventRecord
-from server.state import AppState, app_state
+from server.state import app_state
 
 
 async def get_execution(request: Request) -> JSONResponse:
-    state = app_state(request)
-    async with state.sessions() as session:
-        row = await runtime_store.get_execution(
-            session, organization_id=request.user.organization_id, execution_id=request.path_params["execution_id"]
-        )
+    row = await app_state(request).runtime.get_execution(request.user, request.path_params["execution_id"])
     return JSONResponse(execution_public(row))
 
 
@@ -45,50 +39,14 @@ def _last_event_id(request: Request) -> int:
     return int(raw)
 
 
-async def _stored_events(state: AppState, execution_id: str, after: int) -> list[EventRecord] | None:
-    """The stored events after ``after``; None when there are none and none will come (the execution finished)."""
-    async with state.sessions() as session:
-        events = await runtime_store.load_events(session, execution_id=execution_id, after=after)
-        if not events and await runtime_store.execution_finished(session, execution_id=execution_id):
-            return None
-    return events
-
-
-async def follow(state: AppState, execution_id: str, after: int) -> AsyncIterator[EventRecord]:
-    """Every event after ``after``, up to and including the terminal one; nothing once that has been sent."""
-    while True:
-        live = state.runtime.live.get(execution_id)
-        if live is None:
-            stored = await _stored_events(state, execution_id, after)
-            if stored is None:  # resumed at or after the final event
-                return
-            events = stored
-        else:
-            events = live.after(after)
-        for event in events:
-            yield event
-            after = event.seq
-            if event.terminal:
-                return
-        if live is not None:
-            await live.wait_for_events_after(after, state.settings.sse_heartbeat_seconds)
-        else:
-            await state.runtime.live.wait_elsewhere(execution_id, state.settings.execution_poll_seconds)
-
-
 async def execution_events(request: Request) -> EventSourceResponse:
     state = app_state(request)
     execution_id = request.path_params["execution_id"]
     after = _last_event_id(request)
-    live = state.runtime.live.get(execution_id)
-    if live is None or live.organization_id != request.user.organization_id:  # a short call may not be written yet
-        async with state.sessions() as session:
-            await runtime_store.get_execution(
-                session, organization_id=request.user.organization_id, execution_id=execution_id
-            )
+    await state.runtime.check_execution(request.user, execution_id)
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
-        async for event in follow(state, execution_id, after):
+        async for event in state.runtime.follow(execution_id, after, heartbeat=state.settings.sse_heartbeat_seconds):
             yield {
                 "id": str(event.seq),
                 "event": event.type,

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from auth.dbtypes import iso
 from server.integrations.models import ConnectedAccount, Integration
-from server.routes.runtime_wire import iso
 
 Body = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -22,7 +22,7 @@ from server.routes.integration_wire import (
     account_public,
     integration_public,
 )
-from server.routes.routing import scoped_route
+from server.routes.routing import ScopedRoute
 from server.state import AppState, app_state
 
 M = TypeVar("M", bound=BaseModel)
@@ -205,15 +205,15 @@ async def test_account(request: Request) -> JSONResponse:
 def integration_routes() -> list[Route]:
     manage = INTEGRATIONS_MANAGE
     return [
-        scoped_route("/api/integrations", list_integrations, scope=manage),
-        scoped_route("/api/integrations", create_integration, scope=manage, methods=["POST"]),
-        scoped_route("/api/integrations/{integration_id}", get_integration, scope=manage),
-        scoped_route("/api/integrations/{integration_id}", update_integration, scope=manage, methods=["PATCH"]),
-        scoped_route("/api/integrations/{integration_id}", delete_integration, scope=manage, methods=["DELETE"]),
-        scoped_route("/api/accounts", list_accounts, scope=manage),
-        scoped_route("/api/accounts", connect_account, scope=manage, methods=["POST"]),
-        scoped_route("/api/accounts/{account_id}", get_account, scope=manage),
-        scoped_route("/api/accounts/{account_id}", update_account, scope=manage, methods=["PATCH"]),
-        scoped_route("/api/accounts/{account_id}", delete_account, scope=manage, methods=["DELETE"]),
-        scoped_route("/api/accounts/{account_id}/test", test_account, scope=manage, methods=["POST"]),
+        ScopedRoute("/api/integrations", list_integrations, scope=manage),
+        ScopedRoute("/api/integrations", create_integration, scope=manage, methods=["POST"]),
+        ScopedRoute("/api/integrations/{integration_id}", get_integration, scope=manage),
+        ScopedRoute("/api/integrations/{integration_id}", update_integration, scope=manage, methods=["PATCH"]),
+        ScopedRoute("/api/integrations/{integration_id}", delete_integration, scope=manage, methods=["DELETE"]),
+        ScopedRoute("/api/accounts", list_accounts, scope=manage),
+        ScopedRoute("/api/accounts", connect_account, scope=manage, methods=["POST"]),
+        ScopedRoute("/api/accounts/{account_id}", get_account, scope=manage),
+        ScopedRoute("/api/accounts/{account_id}", update_account, scope=manage, methods=["PATCH"]),
+        ScopedRoute("/api/accounts/{account_id}", delete_account, scope=manage, methods=["DELETE"]),
+        ScopedRoute("/api/accounts/{account_id}/test", test_account, scope=manage, methods=["POST"]),
     ]

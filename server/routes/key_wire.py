@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
-from starlette.requests import Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from auth.errors import InvalidRequest, PayloadTooLarge
+from auth.dbtypes import iso
+from auth.errors import InvalidRequest
 from auth.lifecycle import MAX_KEY_LIFETIME
 from auth.models import ApiKey, AuditEvent
 
-MAX_BODY_BYTES = 64 * 1024
 MAX_OVERLAP_SECONDS = 30 * 86_400
 DEFAULT_OVERLAP_SECONDS = 86_400
 
@@ -44,32 +42,6 @@ class RotateBody(BaseModel):
     overlap_seconds: StrictInt = Field(default=DEFAULT_OVERLAP_SECONDS, alias="overlapSeconds")
 
 
-def _field_name(location: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in location) or "body"
-
-
-async def read_body(request: Request, model: type[BaseModel], *, optional: bool = False) -> Any:
-    """The parsed body, or 400 naming each bad field (413 when too large)."""
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"Request body must be at most {MAX_BODY_BYTES} bytes")
-    if not raw.strip() and optional:
-        return model.model_validate({})
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequest("Request body must be JSON", details={"body": "not valid JSON"}) from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("Request body must be a JSON object", details={"body": "expected an object"})
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        details = {_field_name(error["loc"]): error["msg"] for error in exc.errors()}
-        raise InvalidRequest("Invalid request body", details=details) from None
-
-
 def resolve_expiry(body: KeyCreateBody, now: datetime) -> datetime | None:
     if body.expires_at is not None and body.expires_in_days is not None:
         message = "Give either expiresAt or expiresInDays, not both"
@@ -86,10 +58,6 @@ def resolve_expiry(body: KeyCreateBody, now: datetime) -> datetime | None:
             message = f"expiresAt must be at most {MAX_KEY_LIFETIME.days} days from now"
             raise InvalidRequest(message, details={"expiresAt": message})
     return body.expires_at
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def key_public(key: ApiKey, *, last_used_at: datetime | None) -> dict[str, Any]:

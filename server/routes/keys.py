@@ -18,20 +18,19 @@ from auth.grants import (
     check_manageable,
     check_revocable,
     check_still_manager,
-    clean_scopes,
     inherit_allowed_tools,
 )
 from auth.lifecycle import UNSET, KeyChanges, rotate_api_key, update_api_key
 from auth.models import ApiKey, Organization
 from auth.principal import Principal
 from server.key_events import key_changed_here
+from server.routes.bodies import read_model
 from server.routes.key_wire import (
     MAX_OVERLAP_SECONDS,
     KeyCreateBody,
     KeyUpdateBody,
     RotateBody,
     key_public,
-    read_body,
     resolve_expiry,
 )
 from server.state import AppState, app_state
@@ -54,8 +53,8 @@ def rights_of(principal: Principal) -> Rights:
 async def create_key(
     state: AppState, request: Request, *, organization: Organization, rights: Rights, actor: str
 ) -> JSONResponse:
-    body: KeyCreateBody = await read_body(request, KeyCreateBody)
-    scopes = clean_scopes(body.scopes)
+    body = await read_model(request, KeyCreateBody, state.settings.max_request_body_bytes)
+    scopes = body.scopes
     if "allowed_tools" in body.model_fields_set and body.allowed_tools is None:
         check_grant(rights, scopes, None)  # an explicit null asks for every tool
     allowed_tools = inherit_allowed_tools(rights, body.allowed_tools)
@@ -132,7 +131,7 @@ def _check_limit(field: str, value: int | None, ceiling: int, current: int | Non
 async def update_key(request: Request) -> JSONResponse:
     state = app_state(request)
     principal: Principal = request.user
-    body: KeyUpdateBody = await read_body(request, KeyUpdateBody)
+    body = await read_model(request, KeyUpdateBody, state.settings.max_request_body_bytes)
     given = body.model_fields_set
     for required in ("name", "scopes"):
         if required in given and getattr(body, required) is None:
@@ -149,7 +148,7 @@ async def update_key(request: Request) -> JSONResponse:
         if "name" in given:
             changes.name = body.name
         if "scopes" in given:
-            changes.scopes = clean_scopes(body.scopes or [])
+            changes.scopes = body.scopes or []
             check_grant(rights, changes.scopes, key.allowed_tools)
         if "allowed_tools" in given:
             changes.allowed_tools = body.allowed_tools
@@ -178,7 +177,7 @@ async def update_key(request: Request) -> JSONResponse:
 async def rotate_key(request: Request) -> JSONResponse:
     state = app_state(request)
     principal: Principal = request.user
-    body: RotateBody = await read_body(request, RotateBody, optional=True)
+    body = await read_model(request, RotateBody, state.settings.max_request_body_bytes)
     if not 0 <= body.overlap_seconds <= MAX_OVERLAP_SECONDS:
         message = f"overlapSeconds must be between 0 and {MAX_OVERLAP_SECONDS}"
         raise InvalidRequest(message, details={"overlapSeconds": message})

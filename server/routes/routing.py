@@ -10,8 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth.errors import InsufficientScope
-from auth.middleware import send_error
+from auth.errors import InsufficientScope, send_error
 from auth.principal import Principal
 from auth.scopes import RUNTIME
 from server.observability.observed import route_decision
@@ -19,29 +18,39 @@ from server.observability.observed import route_decision
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def scoped_route(path: str, endpoint: Endpoint, *, scope: str, methods: Sequence[str] = ("GET",)) -> Route:
-    # A tool call's decision is the runtime's (it names the tool and the rule); other runtime routes decide here.
-    record_allowed = scope == RUNTIME and "{tool_name}" not in path
+class ScopedRoute(Route):
+    """A handler that needs ``scope``: 403 ``insufficient_scope`` before the handler runs otherwise.
 
-    @functools.wraps(endpoint)
-    async def guarded(request: Request) -> Response:
-        if not route_decision(request.scope, request.user, scope, record_allowed=record_allowed):
-            raise InsufficientScope(scope)
-        return await endpoint(request)
+    The decision is recorded (server/observability): refusals always; allowed ones here for runtime routes
+    other than a tool call, whose decision is the runtime's (it names the tool and the rule).
+    """
 
-    route = Route(path, guarded, methods=list(methods))
-    route.required_scope = scope  # type: ignore[attr-defined]
-    return route
+    public = False
+
+    def __init__(self, path: str, endpoint: Endpoint, *, scope: str, methods: Sequence[str] = ("GET",)) -> None:
+        self.required_scope = scope
+        record_allowed = scope == RUNTIME and "{tool_name}" not in path
+
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            if not route_decision(request.scope, request.user, scope, record_allowed=record_allowed):
+                raise InsufficientScope(scope)
+            return await endpoint(request)
+
+        super().__init__(path, guarded, methods=list(methods))
 
 
-def public_route(path: str, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",)) -> Route:
-    route = Route(path, endpoint, methods=list(methods), include_in_schema=True)
-    route.public = True  # type: ignore[attr-defined]
-    return route
+class PublicRoute(Route):
+    """A route that needs no key (health, OpenAPI, the password login); the auth middleware skips its path."""
+
+    public = True
+
+    def __init__(self, path: str, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",)) -> None:
+        super().__init__(path, endpoint, methods=list(methods))
 
 
 def public_paths(routes: Sequence[BaseRoute]) -> list[str]:
-    return [route.path for route in routes if isinstance(route, Route) and getattr(route, "public", False)]
+    return [route.path for route in routes if isinstance(route, PublicRoute)]
 
 
 class ScopeGuard:
@@ -61,7 +70,11 @@ class ScopeGuard:
         await self.app(scope, receive, send)
 
 
-def scoped_asgi_route(path: str, app: ASGIApp, *, scope: str) -> Route:
-    route = Route(path, ScopeGuard(app, scope), methods=None)
-    route.required_scope = scope  # type: ignore[attr-defined]
-    return route
+class ScopedAppRoute(Route):
+    """A mounted ASGI app (the MCP endpoint) that needs ``scope``, taking every method."""
+
+    public = False
+
+    def __init__(self, path: str, app: ASGIApp, *, scope: str) -> None:
+        self.required_scope = scope
+        super().__init__(path, ScopeGuard(app, scope), methods=None)

@@ -8,10 +8,8 @@ from starlette.responses import JSONResponse
 from auth.errors import InvalidRequest
 from server.observability.observed import observed, route_template
 from server.routes.bodies import read_model
-from server.routes.capabilities import capabilities_document
+from server.routes.capability_documents import capabilities_document
 from server.routes.runtime_wire import InvokeBody, SessionCreateBody, invocation_public, session_public
-from server.runtime import store as runtime_store
-from server.runtime.invocation import invoke_tool, visible_tools
 from server.state import app_state
 
 MAX_PAGE_SIZE = 100
@@ -20,8 +18,7 @@ MAX_PAGE_SIZE = 100
 async def _invoke(request: Request, tool_name: str, session_id: str | None) -> JSONResponse:
     state = app_state(request)
     body = await read_model(request, InvokeBody, state.settings.max_request_body_bytes)
-    result = await invoke_tool(
-        state,
+    result = await state.runtime.invoke(
         request.user,
         tool_name,
         body.input,
@@ -46,17 +43,7 @@ async def session_invoke(request: Request) -> JSONResponse:
 async def create_session(request: Request) -> JSONResponse:
     state = app_state(request)
     body = await read_model(request, SessionCreateBody, state.settings.max_request_body_bytes)
-    row = runtime_store.new_session(
-        organization_id=request.user.organization_id,
-        title=body.title,
-        source="api",
-        key_id=request.user.key_id,
-        now=state.runtime.clock.now(),
-    )
-    if body.interactionMode:
-        row.interaction_mode = body.interactionMode
-    async with state.sessions.begin() as session:
-        session.add(row)
+    row = await state.runtime.create_session(request.user, title=body.title, interaction_mode=body.interactionMode)
     return JSONResponse(session_public(row), status_code=201)
 
 
@@ -72,44 +59,24 @@ async def list_sessions(request: Request) -> JSONResponse:
     status = request.query_params.get("status")
     if status is not None and status not in ("active", "archived"):
         raise InvalidRequest("Invalid status", details={"status": "active or archived"})
-    async with state.sessions() as session:
-        rows, next_cursor = await runtime_store.list_sessions(
-            session,
-            organization_id=request.user.organization_id,
-            limit=_page_size(request),
-            cursor=request.query_params.get("cursor") or None,
-            status=status,
-        )
+    rows, next_cursor = await state.runtime.list_sessions(
+        request.user, limit=_page_size(request), cursor=request.query_params.get("cursor") or None, status=status
+    )
     return JSONResponse({"sessions": [session_public(row) for row in rows], "nextCursor": next_cursor})
 
 
 async def get_session(request: Request) -> JSONResponse:
-    state = app_state(request)
-    async with state.sessions() as session:
-        row = await runtime_store.get_session(
-            session, organization_id=request.user.organization_id, session_id=request.path_params["session_id"]
-        )
+    row = await app_state(request).runtime.get_session(request.user, request.path_params["session_id"])
     return JSONResponse(session_public(row))
 
 
 async def archive_session(request: Request) -> JSONResponse:
-    state = app_state(request)
-    async with state.sessions.begin() as session:
-        row = await runtime_store.archive_session(
-            session,
-            organization_id=request.user.organization_id,
-            session_id=request.path_params["session_id"],
-            now=state.runtime.clock.now(),
-        )
+    row = await app_state(request).runtime.archive_session(request.user, request.path_params["session_id"])
     return JSONResponse(session_public(row))
 
 
 async def session_capabilities(request: Request) -> JSONResponse:
-
     state = app_state(request)
-    async with state.sessions() as session:
-        row = await runtime_store.get_session(
-            session, organization_id=request.user.organization_id, session_id=request.path_params["session_id"]
-        )
-    document = capabilities_document(await visible_tools(state, request.user), state.public_base_url)
+    row = await state.runtime.get_session(request.user, request.path_params["session_id"])
+    document = capabilities_document(await state.runtime.visible_tools(request.user), state.public_base_url)
     return JSONResponse({**document, "session": session_public(row)})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from auth.dbtypes import iso
 from server.runtime.invocation import InvocationResult
 from server.runtime.live import EventRecord
 from server.runtime.models import Execution, RuntimeSession
@@ -25,10 +25,6 @@ class SessionCreateBody(BaseModel):
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     interactionMode: str | None = Field(default=None, pattern="^(autonomous|interactive)$")
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def session_public(row: RuntimeSession) -> dict[str, Any]:

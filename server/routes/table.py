@@ -24,7 +24,7 @@ from server.routes.keys import (
     rotate_key,
     update_key,
 )
-from server.routes.routing import public_route, scoped_asgi_route, scoped_route
+from server.routes.routing import PublicRoute, ScopedAppRoute, ScopedRoute
 from server.routes.runtime import (
     archive_session,
     create_session,
@@ -51,7 +51,7 @@ def oauth_probe_routes() -> list[Route]:
     "Dynamic Client Registration rejected (HTTP 403): ... Missing required scope: runtime" instead of a 404.
     """
     paths = ["/.well-known/{rest:path}", *(p for p in OAUTH_PROBE_PATHS if not p.endswith("/"))]
-    return [scoped_asgi_route(path, no_oauth_here, scope=RUNTIME) for path in paths]
+    return [ScopedAppRoute(path, no_oauth_here, scope=RUNTIME) for path in paths]
 
 
 def speaks_jsonrpc(path: str) -> bool:
@@ -69,34 +69,34 @@ def counts_toward_rate_limit(path: str) -> bool:
 
 def api_routes(mcp_endpoint: ASGIApp) -> list[BaseRoute]:
     return [
-        public_route("/healthz", healthz),
-        public_route("/readyz", readyz),
+        PublicRoute("/healthz", healthz),
+        PublicRoute("/readyz", readyz),
         openapi_route(),
-        scoped_route("/api/runtime/capabilities", capabilities, scope=RUNTIME),
-        scoped_route("/capabilities", capabilities, scope=RUNTIME),
-        scoped_route("/api/runtime/tools/{tool_name}", invoke, scope=RUNTIME, methods=["POST"]),
-        scoped_route("/api/runtime/sessions", create_session, scope=RUNTIME, methods=["POST"]),
-        scoped_route("/api/runtime/sessions", list_sessions, scope=RUNTIME),
-        scoped_route("/api/runtime/sessions/{session_id}", get_session, scope=RUNTIME),
-        scoped_route("/api/runtime/sessions/{session_id}/archive", archive_session, scope=RUNTIME, methods=["POST"]),
-        scoped_route("/api/runtime/sessions/{session_id}/capabilities", session_capabilities, scope=RUNTIME),
-        scoped_route(
+        ScopedRoute("/api/runtime/capabilities", capabilities, scope=RUNTIME),
+        ScopedRoute("/capabilities", capabilities, scope=RUNTIME),
+        ScopedRoute("/api/runtime/tools/{tool_name}", invoke, scope=RUNTIME, methods=["POST"]),
+        ScopedRoute("/api/runtime/sessions", create_session, scope=RUNTIME, methods=["POST"]),
+        ScopedRoute("/api/runtime/sessions", list_sessions, scope=RUNTIME),
+        ScopedRoute("/api/runtime/sessions/{session_id}", get_session, scope=RUNTIME),
+        ScopedRoute("/api/runtime/sessions/{session_id}/archive", archive_session, scope=RUNTIME, methods=["POST"]),
+        ScopedRoute("/api/runtime/sessions/{session_id}/capabilities", session_capabilities, scope=RUNTIME),
+        ScopedRoute(
             "/api/runtime/sessions/{session_id}/tools/{tool_name}", session_invoke, scope=RUNTIME, methods=["POST"]
         ),
-        scoped_route("/api/runtime/executions/{execution_id}", get_execution, scope=RUNTIME),
-        scoped_route("/api/runtime/executions/{execution_id}/events", execution_events, scope=RUNTIME),
-        *(scoped_asgi_route(path, mcp_endpoint, scope=RUNTIME) for path in MCP_PATHS),
+        ScopedRoute("/api/runtime/executions/{execution_id}", get_execution, scope=RUNTIME),
+        ScopedRoute("/api/runtime/executions/{execution_id}/events", execution_events, scope=RUNTIME),
+        *(ScopedAppRoute(path, mcp_endpoint, scope=RUNTIME) for path in MCP_PATHS),
         *oauth_probe_routes(),
-        public_route("/api-keys", create_key_with_password, methods=["POST"]),  # HTTP Basic, checked in the route
-        scoped_route("/api/keys", list_keys, scope=KEYS_MANAGE),
-        scoped_route("/api/keys", create_key_with_key, scope=KEYS_MANAGE, methods=["POST"]),
-        scoped_route("/api/keys/{key_id}", get_key, scope=KEYS_MANAGE),
-        scoped_route("/api/keys/{key_id}", update_key, scope=KEYS_MANAGE, methods=["PATCH"]),
-        scoped_route("/api/keys/{key_id}", revoke_key, scope=KEYS_MANAGE, methods=["DELETE"]),
-        scoped_route("/api/keys/{key_id}/rotate", rotate_key, scope=KEYS_MANAGE, methods=["POST"]),
-        scoped_route("/api/keys/{key_id}/explain", explain_key, scope=KEYS_MANAGE),
-        scoped_route("/api/audit", list_audit, scope=KEYS_MANAGE),
+        PublicRoute("/api-keys", create_key_with_password, methods=["POST"]),  # HTTP Basic, checked in the route
+        ScopedRoute("/api/keys", list_keys, scope=KEYS_MANAGE),
+        ScopedRoute("/api/keys", create_key_with_key, scope=KEYS_MANAGE, methods=["POST"]),
+        ScopedRoute("/api/keys/{key_id}", get_key, scope=KEYS_MANAGE),
+        ScopedRoute("/api/keys/{key_id}", update_key, scope=KEYS_MANAGE, methods=["PATCH"]),
+        ScopedRoute("/api/keys/{key_id}", revoke_key, scope=KEYS_MANAGE, methods=["DELETE"]),
+        ScopedRoute("/api/keys/{key_id}/rotate", rotate_key, scope=KEYS_MANAGE, methods=["POST"]),
+        ScopedRoute("/api/keys/{key_id}/explain", explain_key, scope=KEYS_MANAGE),
+        ScopedRoute("/api/audit", list_audit, scope=KEYS_MANAGE),
         *integration_routes(),
-        scoped_route("/api/audit/decisions", list_decisions_route, scope=KEYS_MANAGE),
-        scoped_route("/metrics", metrics_endpoint, scope=METRICS_READ),
+        ScopedRoute("/api/audit/decisions", list_decisions_route, scope=KEYS_MANAGE),
+        ScopedRoute("/metrics", metrics_endpoint, scope=METRICS_READ),
     ]

@@ -1,36 +1,42 @@
-"""The one place a tool call happens. The REST routes and the MCP endpoint both call ``invoke_tool``.
+"""The one place a tool call happens. The REST routes and the MCP endpoint both call ``Runtime.invoke``.
 
-Which tools a principal sees (``visible_tools``): the registry's tools its scopes grant
-(``runtime:read`` → read-only tools only), narrowed by the key's ``allowed_tools`` globs,
-minus the tools its organization disabled. The disabled set comes from
+Which tools a principal sees (``Runtime.visible_tools``, decided by ``ToolRegistry.visible``): the
+registry's tools its scopes grant (``runtime:read`` → read-only tools only), narrowed by the key's
+``allowed_tools`` globs, minus the tools its organization disabled. The disabled set comes from
 ``ToolSwitches``, an in-process cache (TTL ``tool_settings_cache_seconds``, dropped at once
 on changes made through this process), so listing tools costs no database query on a warm
-cache.
+cache. A call's decision is the registry's (``ToolRegistry.decide``, which ``keys explain`` reports
+too) and is recorded with the rule that made it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
 import anyio
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth.errors import Conflict, InvalidRequest, NotFound
+from auth.errors import Conflict, InvalidRequest, NotFound, validation_details
 from auth.principal import Principal
-from server.integrations.tools import ACCOUNT_FIELD, choose_account
-from server.observability.observed import ObservedRequest
 from server.runtime import store as runtime_store
+from server.runtime.clock import DatabaseClock
+from server.runtime.group_commit import GroupCommitter
 from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
+from server.runtime.records import RuntimeRecords
+from server.runtime.telemetry import DecisionObserver, NoTelemetry, RuntimeTelemetry
 from server.runtime.tool_call import call_tool
-from server.state import AppState
+from tools.accounts import ACCOUNT_FIELD, choose_account
 from tools.context import ToolContext
 from tools.database import OrganizationDatabase
-from tools.registry import Tool
+from tools.registry import EMPTY, OrganizationTools, Tool, ToolRegistry
+from tools.switches import ToolSwitches
 
 logger = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -49,48 +55,6 @@ class InvocationResult:
         return self.status == "failed"
 
 
-async def visible_tools(state: AppState, principal: Principal) -> list[Tool]:
-    disabled = await state.runtime.switches.disabled(principal.organization_id)
-    tools = state.tools.visible_to(principal)
-    upstream = await state.integrations.tools(principal.organization_id)
-    if upstream:
-        granted = (
-            tool for tool in upstream.values() if tool.name not in state.tools and state.tools.grants(principal, tool)
-        )
-        tools = [*tools, *granted]
-    return [tool for tool in tools if tool.name not in disabled]
-
-
-async def find_tool(
-    state: AppState, principal: Principal, tool_name: str, observation: ObservedRequest | None = None, route: str = ""
-) -> Tool:
-    """The tool, or NotFound — the same answer for a tool that does not exist and one the key may not see.
-
-    The decision is the registry's (``ToolRegistry.decide``, which ``keys explain`` reports too) and is
-    recorded with the rule that made it.
-    """
-    disabled = await state.runtime.switches.disabled(principal.organization_id)
-    upstream = {} if tool_name in state.tools else await state.integrations.tools(principal.organization_id)
-    verdict = state.tools.decide(principal, tool_name, disabled, upstream)
-    if observation is not None:
-        observation.decide(
-            allowed=verdict.allowed,
-            reason=verdict.reason,
-            rule=verdict.rule,
-            route=route,
-            tool=tool_name,
-            principal=principal,
-        )
-    tool = state.tools.get(tool_name) or upstream.get(tool_name)
-    if not verdict.allowed or tool is None:
-        raise NotFound(f"Unknown tool: {tool_name}")
-    return tool
-
-
-def _field_name(location: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in location) or "input"
-
-
 def validate_input(tool: Tool, arguments: Any) -> Any:
     """Strict JSON validation: `true` or `"7"` is no integer (the schema the client saw says so)."""
     if not isinstance(arguments, dict):
@@ -98,10 +62,9 @@ def validate_input(tool: Tool, arguments: Any) -> Any:
     try:
         return tool.input_model.model_validate_json(json.dumps(arguments), strict=True)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
-        for error in exc.errors(include_url=False):
-            fields.setdefault(_field_name(error["loc"]), error["msg"])
-        raise InvalidRequest(f"Invalid input for tool {tool.name}", details=fields) from None
+        raise InvalidRequest(
+            f"Invalid input for tool {tool.name}", details=validation_details(exc, root="input")
+        ) from None
 
 
 def validate_idempotency_key(key: str) -> str:
@@ -130,113 +93,194 @@ def result_of(execution: Execution) -> InvocationResult:
     return InvocationResult(execution.id, execution.session_id, "failed", None, execution.error or "Execution failed")
 
 
-async def wait_for_result(state: AppState, principal: Principal, execution_id: str) -> InvocationResult:
-    """The result of an execution, waiting while it runs here or in another process."""
-    while True:
-        live = state.runtime.live.get(execution_id)
-        if live is not None:
-            await live.finished.wait()
-        async with state.sessions() as session:
-            execution = await runtime_store.get_execution(
-                session, organization_id=principal.organization_id, execution_id=execution_id
-            )
-        if execution.status != "running":
-            return result_of(execution)
-        await anyio.sleep(state.settings.execution_poll_seconds)
+@dataclass(frozen=True, slots=True)
+class Timing:
+    event_flush_seconds: float
+    execution_poll_seconds: float
+    idempotency_ttl_seconds: float
+    record_tool_io: bool = False
+    """Tool arguments and results on trace spans (CAPGATE_OTEL_RECORD_TOOL_IO); off by default."""
 
 
-async def invoke_tool(
-    state: AppState,
-    principal: Principal,
-    tool_name: str,
-    arguments: dict[str, Any],
-    *,
-    session_id: str | None = None,
-    connected_account_id: str | None = None,
-    idempotency_key: str | None = None,
-    source: str = "api",
-    on_progress: ProgressCallback | None = None,
-    observation: ObservedRequest | None = None,
-    route: str = "",
-) -> InvocationResult:
-    tool = await find_tool(state, principal, tool_name, observation, route)
-    if tool.accounts:
-        if connected_account_id is None and isinstance(arguments.get(ACCOUNT_FIELD), str):
-            connected_account_id = arguments[ACCOUNT_FIELD]  # over MCP the account is an argument
-        arguments = {name: value for name, value in arguments.items() if name != ACCOUNT_FIELD}
-        connected_account_id = choose_account(tool, connected_account_id)
-    args = validate_input(tool, arguments)
-    organization_id = principal.organization_id
-    if session_id is not None and idempotency_key is None:
-        async with state.sessions() as session:
-            row = await runtime_store.get_session(session, organization_id=organization_id, session_id=session_id)
-        runtime_store.ensure_active(row)
-    if idempotency_key is not None:
-        idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live execution
-    recorder = ExecutionRecorder(
-        sessions=state.sessions,
-        live=state.runtime.live,
-        organization_id=organization_id,
-        key_id=principal.key_id,
-        execution_id=runtime_store.new_id("exe"),
-        session_id=session_id,
-        tool_name=tool.name,
-        arguments=arguments,
-        connected_account_id=connected_account_id,
-        source=source,
-        worker_id=state.runtime.worker_id,
-        on_progress=on_progress,
-        committer=state.runtime.committer,
-        now=state.runtime.clock.now,
-    )
-    if idempotency_key is not None:
-        claim = IdempotencyClaim(
-            key=idempotency_key,
-            request_hash=request_hash(tool.name, args.model_dump(mode="json"), session_id, connected_account_id),
-            ttl=timedelta(seconds=state.settings.idempotency_ttl_seconds),
+class Runtime(RuntimeRecords):
+    """The one tool-call path: which tools a principal sees, and running one of them as a recorded execution.
+
+    Holds everything a call needs (tools, the sessionmaker, the tool switches, this process's live
+    executions, group committer and database clock), so REST, MCP and tests call it alike; its sessions
+    and executions are read through ``RuntimeRecords``.
+    """
+
+    def __init__(
+        self,
+        *,
+        tools: ToolRegistry,
+        db: async_sessionmaker[AsyncSession],
+        switches: ToolSwitches,
+        worker_id: str,
+        timing: Timing,
+        organization_tools: OrganizationTools | None = None,
+        telemetry: RuntimeTelemetry | None = None,
+        clock: DatabaseClock | None = None,
+    ) -> None:
+        super().__init__(db=db, poll_seconds=timing.execution_poll_seconds, clock=clock)
+        self.tools = tools
+        self.switches = switches
+        self.worker_id = worker_id
+        self.timing = timing
+        self.organization_tools = organization_tools
+        self.telemetry: RuntimeTelemetry = telemetry or NoTelemetry()
+        self.committer = GroupCommitter()
+
+    async def disabled_tools(self, principal: Principal) -> frozenset[str]:
+        """The organization's disabled tools; fetch once per request and hand it to the calls below."""
+        return await self.switches.disabled(principal.organization_id)
+
+    async def visible_tools(self, principal: Principal, *, disabled: frozenset[str] | None = None) -> list[Tool]:
+        if disabled is None:
+            disabled = await self.disabled_tools(principal)
+        return self.tools.visible(principal, disabled, await self._extra_tools(principal))
+
+    async def find_tool(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        disabled: frozenset[str] | None = None,
+        observation: DecisionObserver | None = None,
+        route: str = "",
+    ) -> Tool:
+        """The tool, or NotFound — the same answer for a tool that does not exist and one the key may not see.
+
+        The decision (``ToolRegistry.decide``) is recorded with the rule that made it when ``observation`` is given.
+        """
+        if disabled is None:
+            disabled = await self.disabled_tools(principal)
+        upstream = EMPTY if name in self.tools else await self._extra_tools(principal)
+        verdict = self.tools.decide(principal, name, disabled, upstream)
+        if observation is not None:
+            observation.decide(
+                allowed=verdict.allowed, reason=verdict.reason, rule=verdict.rule, route=route, tool=name,
+                principal=principal,
+            )  # fmt: skip
+        tool = self.tools.get(name) or upstream.get(name)
+        if not verdict.allowed or tool is None:
+            raise NotFound(f"Unknown tool: {name}")
+        return tool
+
+    async def _extra_tools(self, principal: Principal) -> Mapping[str, Tool]:
+        if self.organization_tools is None:
+            return EMPTY
+        return await self.organization_tools(principal.organization_id)
+
+    async def wait_for_result(self, principal: Principal, execution_id: str) -> InvocationResult:
+        """The result of an execution, waiting while it runs here or in another process."""
+        while True:
+            live = self.live.get(execution_id)
+            if live is not None:
+                await live.finished.wait()
+            execution = await self.get_execution(principal, execution_id)
+            if execution.status != "running":
+                return result_of(execution)
+            await anyio.sleep(self.timing.execution_poll_seconds)
+
+    async def invoke(
+        self,
+        principal: Principal,
+        tool_name: str,
+        arguments: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        connected_account_id: str | None = None,
+        idempotency_key: str | None = None,
+        source: str = "api",
+        on_progress: ProgressCallback | None = None,
+        disabled: frozenset[str] | None = None,
+        observation: DecisionObserver | None = None,
+        route: str = "",
+    ) -> InvocationResult:
+        tool = await self.find_tool(principal, tool_name, disabled=disabled, observation=observation, route=route)
+        if tool.accounts:
+            if connected_account_id is None and isinstance(arguments.get(ACCOUNT_FIELD), str):
+                connected_account_id = arguments[ACCOUNT_FIELD]  # over MCP the account is an argument
+            arguments = {name: value for name, value in arguments.items() if name != ACCOUNT_FIELD}
+            connected_account_id = choose_account(tool, connected_account_id)
+        args = validate_input(tool, arguments)
+        organization_id = principal.organization_id
+        if session_id is not None and idempotency_key is None:
+            runtime_store.ensure_active(await self.get_session(principal, session_id))
+        if idempotency_key is not None:
+            idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live one
+        recorder = ExecutionRecorder(
+            sessions=self.db,
+            live=self.live,
+            organization_id=organization_id,
+            key_id=principal.key_id,
+            execution_id=runtime_store.new_id("exe"),
+            session_id=session_id,
+            tool_name=tool.name,
+            arguments=arguments,
+            connected_account_id=connected_account_id,
+            source=source,
+            worker_id=self.worker_id,
+            on_progress=on_progress,
+            committer=self.committer,
+            now=self.clock.now,
         )
+        if idempotency_key is not None:
+            claim = IdempotencyClaim(
+                key=idempotency_key,
+                request_hash=request_hash(tool.name, args.model_dump(mode="json"), session_id, connected_account_id),
+                ttl=timedelta(seconds=self.timing.idempotency_ttl_seconds),
+            )
+            try:
+                earlier = await recorder.start(claim)
+            except BaseException:
+                recorder.close()
+                raise
+            if earlier is not None:
+                recorder.close()
+                return await self.wait_for_result(principal, earlier)
+        ctx = ToolContext(
+            organization_id=organization_id,
+            key_id=principal.key_id,
+            session_id=recorder.session_id,
+            execution_id=recorder.execution_id,
+            db=OrganizationDatabase(organization_id, self.db),
+            _emit=recorder.emit,
+            connected_account_id=connected_account_id,
+        )
+        return await self._run(tool, ctx, args, recorder, arguments)
+
+    async def _run(
+        self, tool: Tool, ctx: ToolContext, args: Any, recorder: ExecutionRecorder, arguments: dict[str, Any]
+    ) -> InvocationResult:
+        spans, record_io = self.telemetry.spans, self.timing.record_tool_io
         try:
-            earlier = await recorder.start(claim)
-        except BaseException:
-            recorder.close()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(recorder.flush_every, self.timing.event_flush_seconds)
+                with spans.child(
+                    f"capgate.tool {tool.name}", tool_span_attributes(recorder, arguments, record_io)
+                ) as span:
+                    status, output, error = await call_tool(tool, ctx, args)
+                    if span is not None and record_io:
+                        span.set_attribute("capgate.tool.result", json.dumps(output, default=str)[:4096])
+                tasks.cancel_scope.cancel()
+        except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
+            with anyio.CancelScope(shield=True), spans.child("capgate.record_write"):
+                await recorder.finish("interrupted", None, "Execution was cancelled")
+            self.telemetry.tool_executed(tool.name, "interrupted")
             raise
-        if earlier is not None:
-            recorder.close()
-            return await wait_for_result(state, principal, earlier)
-    ctx = ToolContext(
-        organization_id=organization_id,
-        key_id=principal.key_id,
-        session_id=recorder.session_id,
-        execution_id=recorder.execution_id,
-        db=OrganizationDatabase(organization_id, state.sessions),
-        _emit=recorder.emit,
-        connected_account_id=connected_account_id,
-    )
-    spans = state.metrics.spans
-    try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(recorder.flush_every, state.settings.event_flush_seconds)
-            with spans.child(f"capgate.tool {tool.name}", tool_span_attributes(state, recorder, arguments)) as span:
-                status, output, error = await call_tool(tool, ctx, args)
-                if span is not None and state.settings.otel_record_tool_io:
-                    span.set_attribute("capgate.tool.result", json.dumps(output, default=str)[:4096])
-            tasks.cancel_scope.cancel()
-    except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
-        with anyio.CancelScope(shield=True), spans.child("capgate.record_write"):
-            await recorder.finish("interrupted", None, "Execution was cancelled")
-        state.metrics.tool_executed(tool.name, "interrupted")
-        raise
-    with spans.child("capgate.record_write"):
-        await recorder.finish(status, output, error)
-    state.metrics.tool_executed(tool.name, status)
-    return InvocationResult(recorder.execution_id, recorder.session_id, status, output, error)
+        with spans.child("capgate.record_write"):
+            await recorder.finish(status, output, error)
+        self.telemetry.tool_executed(tool.name, status)
+        return InvocationResult(recorder.execution_id, recorder.session_id, status, output, error)
 
 
-def tool_span_attributes(state: AppState, recorder: ExecutionRecorder, arguments: dict[str, Any]) -> dict[str, Any]:
+def tool_span_attributes(recorder: ExecutionRecorder, arguments: dict[str, Any], record_io: bool) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "capgate.execution_id": recorder.execution_id,
         "capgate.session_id": recorder.session_id,
     }
-    if state.settings.otel_record_tool_io:
+    if record_io:
         attributes["capgate.tool.arguments"] = json.dumps(arguments, default=str)[:4096]
     return attributes

@@ -21,7 +21,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.changes import publish_change
-from auth.dbtypes import utcnow
+from auth.dbtypes import table_of, utcnow
 from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter, Row, write
 from server.runtime.live import EventRecord, LiveExecution, LiveExecutions
@@ -104,7 +104,7 @@ class ExecutionRecorder:
             # Stamped when written, not when the call began: sessions page newest first, and a row that
             # appeared later under an earlier time would land behind pages a client has already read.
             written_at = self._now()
-            session_table = RuntimeSession.__table__  # type: ignore[attr-defined]
+            session_table = table_of(RuntimeSession)
             rows.append(
                 (
                     session_table,
@@ -138,7 +138,7 @@ class ExecutionRecorder:
             "started_at": started_at,
             "finished_at": None,
         }
-        rows.append((Execution.__table__, {**execution, **(final or {})}))  # type: ignore[attr-defined]
+        rows.append((table_of(Execution), {**execution, **(final or {})}))
         return rows
 
     async def _check_session(self, session: AsyncSession) -> None:

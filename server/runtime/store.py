@@ -11,14 +11,14 @@ import base64
 import binascii
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from auth.dbtypes import database_now
+from auth.dbtypes import database_now, dialect_insert, table_of
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.keys import random_base62
 from server.runtime.group_commit import Row, write
@@ -79,18 +79,18 @@ async def list_sessions(
     session: AsyncSession, *, organization_id: str, limit: int, cursor: str | None, status: str | None = None
 ) -> tuple[list[RuntimeSession], str | None]:
     """Newest first; the cursor is opaque (created_at and id of the last row of the previous page)."""
-    query = select(RuntimeSession).where(RuntimeSession.organization_id == organization_id)
+    query = select(RuntimeSession).where(col(RuntimeSession.organization_id) == organization_id)
     if status is not None:
-        query = query.where(RuntimeSession.status == status)
+        query = query.where(col(RuntimeSession.status) == status)
     if cursor:
         created, last_id = _decode_cursor(cursor)
         query = query.where(
             or_(
-                RuntimeSession.created_at < created,
-                and_(RuntimeSession.created_at == created, RuntimeSession.id < last_id),  # type: ignore[arg-type]
+                col(RuntimeSession.created_at) < created,
+                and_(col(RuntimeSession.created_at) == created, col(RuntimeSession.id) < last_id),
             )
         )
-    query = query.order_by(RuntimeSession.created_at.desc(), RuntimeSession.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+    query = query.order_by(col(RuntimeSession.created_at).desc(), col(RuntimeSession.id).desc()).limit(limit + 1)
     rows = list((await session.execute(query)).scalars())
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
@@ -119,7 +119,7 @@ async def get_execution(session: AsyncSession, *, organization_id: str, executio
 
 
 def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[Row]:
-    table = ExecutionEvent.__table__  # type: ignore[attr-defined]
+    table = table_of(ExecutionEvent)
     return [
         (
             table,
@@ -139,8 +139,8 @@ def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRe
 async def load_events(session: AsyncSession, *, execution_id: str, after: int) -> list[EventRecord]:
     query = (
         select(ExecutionEvent)
-        .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.seq > after)
-        .order_by(ExecutionEvent.seq)  # type: ignore[arg-type]
+        .where(col(ExecutionEvent.execution_id) == execution_id, col(ExecutionEvent.seq) > after)
+        .order_by(col(ExecutionEvent.seq))
     )
     rows = (await session.execute(query)).scalars()
     return [EventRecord(row.seq, row.type, row.data, row.created_at) for row in rows]
@@ -149,29 +149,27 @@ async def load_events(session: AsyncSession, *, execution_id: str, after: int) -
 async def update_if_running(session: AsyncSession, *, execution_id: str, values: dict[str, Any]) -> bool:
     """Updates the execution while it is `running`; False when another process has marked it interrupted."""
     result = await session.execute(
-        update(Execution).where(Execution.id == execution_id, Execution.status == "running").values(**values)  # type: ignore[arg-type]
+        update(Execution).where(col(Execution.id) == execution_id, col(Execution.status) == "running").values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 async def update_execution(session: AsyncSession, *, execution_id: str, values: dict[str, Any]) -> None:
-    await session.execute(update(Execution).where(Execution.id == execution_id).values(**values))  # type: ignore[arg-type]
+    await session.execute(update(Execution).where(col(Execution.id) == execution_id).values(**values))
 
 
 async def next_event_seq(session: AsyncSession, *, execution_id: str) -> int:
     last = await session.scalar(
-        select(func.coalesce(func.max(ExecutionEvent.seq), 0)).where(ExecutionEvent.execution_id == execution_id)  # type: ignore[arg-type]
+        select(func.coalesce(func.max(col(ExecutionEvent.seq)), 0)).where(
+            col(ExecutionEvent.execution_id) == execution_id
+        )
     )
     return int(last or 0) + 1
 
 
 async def execution_finished(session: AsyncSession, *, execution_id: str) -> bool:
-    status = await session.scalar(select(Execution.status).where(Execution.id == execution_id))  # type: ignore[arg-type]
+    status = await session.scalar(select(col(Execution.status)).where(col(Execution.id) == execution_id))
     return status is not None and status != "running"
-
-
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def claim_idempotency_key(
@@ -191,24 +189,26 @@ async def claim_idempotency_key(
     now = await database_now(session)
     values = {"request_hash": request_hash, "execution_id": execution_id, "created_at": now}
     statement = (
-        _insert(session)(IdempotencyRecord)
+        dialect_insert(session, IdempotencyRecord)
         .values(organization_id=organization_id, key=key, **values)
         .on_conflict_do_nothing(index_elements=["organization_id", "key"])
-        .returning(IdempotencyRecord.key)
+        .returning(col(IdempotencyRecord.key))
     )
     if (await session.execute(statement)).scalar_one_or_none() is not None:
         return None
-    record = and_(IdempotencyRecord.organization_id == organization_id, IdempotencyRecord.key == key)  # type: ignore[arg-type]
-    takeover = (
+    record = and_(col(IdempotencyRecord.organization_id) == organization_id, col(IdempotencyRecord.key) == key)
+    takeover = (  # one conditional statement: of two concurrent retries of an expired key, only one owns it
         update(IdempotencyRecord)
-        .where(record, IdempotencyRecord.created_at < now - ttl)  # type: ignore[arg-type]
+        .where(record, col(IdempotencyRecord.created_at) < now - ttl)
         .values(**values)
-        .returning(IdempotencyRecord.key)
+        .returning(col(IdempotencyRecord.key))
     )
     if (await session.execute(takeover)).scalar_one_or_none() is not None:
         return None
     existing = (
-        await session.execute(select(IdempotencyRecord.request_hash, IdempotencyRecord.execution_id).where(record))
+        await session.execute(
+            select(col(IdempotencyRecord.request_hash), col(IdempotencyRecord.execution_id)).where(record)
+        )
     ).one_or_none()
     if existing is None:  # deleted between the statements: the caller may simply retry
         raise Conflict("Idempotency key is being replaced; retry", code="idempotency_key_busy")
@@ -221,7 +221,7 @@ async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
     """Stamped with the database's clock: the same clock judges staleness, whatever the processes' clocks say."""
     now = await database_now(session)
     statement = (
-        _insert(session)(RuntimeWorker)
+        dialect_insert(session, RuntimeWorker)
         .values(id=worker_id, started_at=now, heartbeat_at=now)
         .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
     )
@@ -229,7 +229,7 @@ async def heartbeat(session: AsyncSession, *, worker_id: str) -> None:
 
 
 async def remove_worker(session: AsyncSession, *, worker_id: str) -> None:
-    await session.execute(delete(RuntimeWorker).where(RuntimeWorker.id == worker_id))  # type: ignore[arg-type]
+    await session.execute(delete(RuntimeWorker).where(col(RuntimeWorker.id) == worker_id))
 
 
 async def interrupt_orphaned_executions(session: AsyncSession, *, stale_after: timedelta, own_worker_id: str) -> int:
@@ -240,11 +240,11 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_after: t
     """
     now = await database_now(session)
     stale_before = now - stale_after
-    alive = select(RuntimeWorker.id).where(RuntimeWorker.heartbeat_at >= stale_before)
+    alive = select(col(RuntimeWorker.id)).where(col(RuntimeWorker.heartbeat_at) >= stale_before)
     query = select(Execution).where(
-        Execution.status == "running",
-        Execution.worker_id != own_worker_id,  # type: ignore[arg-type]
-        or_(Execution.worker_id.is_(None), Execution.worker_id.not_in(alive)),  # type: ignore[union-attr]
+        col(Execution.status) == "running",
+        col(Execution.worker_id) != own_worker_id,
+        or_(col(Execution.worker_id).is_(None), col(Execution.worker_id).not_in(alive)),
     )
     orphans = list((await session.execute(query)).scalars())
     message = "Execution was interrupted: its server process stopped"
@@ -252,11 +252,11 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_after: t
         seq = await next_event_seq(session, execution_id=execution.id)
         result = await session.execute(
             update(Execution)
-            .where(Execution.id == execution.id, Execution.status == "running")  # type: ignore[arg-type]
+            .where(col(Execution.id) == execution.id, col(Execution.status) == "running")
             .values(status="interrupted", error=message, finished_at=now)
         )
-        if result.rowcount:  # type: ignore[attr-defined]
+        if cast(CursorResult[Any], result).rowcount:  # an UPDATE answers with a cursor result
             event = EventRecord(seq, "interrupted", {"status": "interrupted", "error": message}, now)
             await write(session, event_rows(execution.organization_id, execution.id, [event]))
-    await session.execute(delete(RuntimeWorker).where(RuntimeWorker.heartbeat_at < stale_before))  # type: ignore[arg-type]
+    await session.execute(delete(RuntimeWorker).where(col(RuntimeWorker.heartbeat_at) < stale_before))
     return len(orphans)

@@ -1,10 +1,8 @@
-"""The Runtime's per-process parts: this process's worker id, its running executions, tool switches,
-and the loop that keeps the worker alive and interrupts executions of dead ones."""
+"""The runtime's background work: the loop that keeps this worker alive and interrupts executions of dead ones."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio
@@ -14,21 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.runtime import store as runtime_store
 from server.runtime.clock import DatabaseClock
 from server.runtime.group_commit import GroupCommitter
-from server.runtime.live import LiveExecutions
-from tools.memory.store import MemoryLimits
-from tools.switches import ToolSwitches
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Runtime:
-    worker_id: str
-    live: LiveExecutions
-    switches: ToolSwitches
-    memory_limits: MemoryLimits
-    committer: GroupCommitter = field(default_factory=GroupCommitter)
-    clock: DatabaseClock = field(default_factory=DatabaseClock)
 
 
 async def beat_once(

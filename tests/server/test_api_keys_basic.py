@@ -185,6 +185,6 @@ async def test_body_that_is_not_a_json_object(client: httpx.AsyncClient, keys: K
     user = await keys.user(await keys.organization())
     headers = basic(user.email, DEFAULT_PASSWORD)
     response = await client.post("/api-keys", headers=headers, content=b"{not json")
-    assert_error(response, 400, "invalid_request", "Request body must be JSON")
+    assert_error(response, 400, "invalid_request", "Request body is not valid JSON")
     response = await client.post("/api-keys", headers=headers, json=["name"])
     assert_error(response, 400, "invalid_request", "Request body must be a JSON object")

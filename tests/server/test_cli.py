@@ -61,11 +61,11 @@ def test_key_lifecycle_through_the_cli(run) -> None:  # type: ignore[no-untyped-
         ).output
     )
     assert created["key"].startswith("cg_live_") and created["scopes"] == ["runtime:read"]
-    assert created["allowed_tools"] == ["memory_*"] and created["expires_at"]
+    assert created["allowedTools"] == ["memory_*"] and created["expiresAt"]
     shown = json.loads(run("keys", "show", created["id"], "--json").output)
     assert "key" not in shown and shown["prefix"] == created["key"][:12]
     assert "Revoked" in run("keys", "revoke", created["id"]).output
-    assert json.loads(run("keys", "show", created["id"], "--json").output)["revoked_at"]
+    assert json.loads(run("keys", "show", created["id"], "--json").output)["revokedAt"]
     assert json.loads(run("keys", "list", "--org", "acme", "--active", "--json").output) == []
 
 
@@ -114,3 +114,34 @@ def test_users_take_their_password_from_stdin_not_arguments(run) -> None:  # typ
         "users", "create", "--org", "acme", "--email", "x@acme.test", "--password-stdin", input="short\n", ok=False
     )
     assert "at least 12 characters" in short.output
+
+
+def test_tables_are_for_people_and_json_speaks_the_http_api(run) -> None:  # type: ignore[no-untyped-def]
+    run("orgs", "create", "acme")
+    args = ("keys", "create", "--org", "acme", "--name", "agent", "--scope", "runtime", "--scope", "keys:manage")
+    created = json.loads(run(*args, "--allowed-tool", "memory_*", "--allowed-tool", "example_*", "--json").output)
+    assert {"allowedTools", "createdAt", "expiresAt", "revokedAt", "organizationId"} <= set(created)
+    assert "allowed_tools" not in created and created["createdAt"].endswith("Z")
+    listed = run("keys", "list", "--org", "acme").output
+    assert "memory_*, example_*" in listed and "runtime, keys:manage" in listed
+    assert "['" not in listed and "allowed tools" in listed
+    shown = run("keys", "show", created["id"]).output
+    assert "memory_*, example_*" in shown and "organization id" in shown and "['" not in shown
+    revoked = run("keys", "revoke", created["id"]).output
+    assert created["id"] in revoked and "revoked at" in revoked
+    disabled = run("tools", "disable", "memory_write", "--org", "acme").output
+    assert "read only" in disabled and "memory_write" in disabled and " no " in disabled
+    switched = json.loads(run("tools", "enable", "memory_write", "--org", "acme", "--json").output)
+    assert switched == [{**switched[0], "name": "memory_write", "enabled": True, "readOnly": False}]
+
+
+def test_orgs_update_writes_an_audit_event(run) -> None:  # type: ignore[no-untyped-def]
+    run("orgs", "create", "acme")
+    updated = json.loads(run("orgs", "update", "acme", "--daily-quota", "900", "--json").output)
+    assert updated[0]["dailyQuota"] == 900 and updated[0]["rateLimitPerSecond"] is None
+    assert "Nothing to change." in run("orgs", "update", "acme", "--daily-quota", "900").output
+    events = json.loads(run("audit", "--org", "acme", "--json").output)
+    assert [(e["action"], e["actor"], e["details"]) for e in events] == [
+        ("organization.updated", "cli", {"fields": ["daily_quota"]})
+    ]
+    assert events[0]["createdAt"].endswith("Z")

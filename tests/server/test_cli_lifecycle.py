@@ -39,22 +39,25 @@ def test_rotate_update_and_audit(cli_env: None) -> None:
     key = run_json("keys", "create", "--org", "acme", "--name", "agent")
     rotated = run_json("keys", "rotate", key["id"], "--overlap", "30m")
     assert rotated["key"].startswith("cg_live_") and rotated["id"] != key["id"]
-    assert rotated["name"] == "agent" and rotated["replaces"]["expires_at"] is not None
+    assert rotated["name"] == "agent" and rotated["replaces"]["expiresAt"] is not None
 
     updated = run_json(
         "keys", "update", rotated["id"], "--name", "agent-2", "--scope", "runtime:read",
         "--allowed-tool", "memory_*", "--rate-limit-per-second", "5", "--daily-quota", "50",
     )  # fmt: skip
-    assert updated["changed"] == ["allowed_tools", "daily_quota", "name", "rate_limit_per_second", "scopes"]
-    assert (updated["name"], updated["scopes"], updated["allowed_tools"]) == ("agent-2", ["runtime:read"], ["memory_*"])
+    assert updated["changed"] == ["allowedTools", "dailyQuota", "name", "rateLimitPerSecond", "scopes"]
+    assert (updated["name"], updated["scopes"], updated["allowedTools"]) == ("agent-2", ["runtime:read"], ["memory_*"])
     cleared = run_json("keys", "update", rotated["id"], "--all-tools", "--clear-limits")
-    assert cleared["changed"] == ["allowed_tools", "daily_quota", "rate_limit_per_second"]
+    assert cleared["changed"] == ["allowedTools", "dailyQuota", "rateLimitPerSecond"]
 
     limits = run_json("orgs", "update", "acme", "--rate-limit-per-second", "20", "--daily-quota", "900")[0]
-    assert (limits["rate_limit_per_second"], limits["daily_quota"]) == (20, 900)
+    assert (limits["rateLimitPerSecond"], limits["dailyQuota"]) == (20, 900)
 
     events = run_json("audit", "--org", org)
-    assert [e["action"] for e in events] == ["key.updated", "key.updated", "key.created", "key.rotated", "key.created"]
+    assert [e["action"] for e in events] == [
+        "organization.updated", "key.updated", "key.updated", "key.created", "key.rotated", "key.created",
+    ]  # fmt: skip
+    assert events[0]["details"] == {"fields": ["daily_quota", "rate_limit_per_second"]}
     assert all(e["actor"] == "cli" for e in events)
     assert rotated["key"][20:52] not in json.dumps(events)
     assert "key.rotated" in run("audit", "--action", "key.rotated").output

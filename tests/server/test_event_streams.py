@@ -10,7 +10,6 @@ from asgi_lifespan import LifespanManager
 
 from auth.dbtypes import utcnow
 from server.app import create_app
-from server.routes.executions import follow
 from server.runtime.live import EventRecord
 from server.state import AppState
 from tests.conftest import migrate
@@ -44,7 +43,9 @@ async def test_a_stream_resumed_at_or_after_the_final_event_closes_at_once(
 async def test_an_event_added_while_the_previous_one_is_sent_is_not_missed(slow_heartbeat_state: AppState) -> None:
     live = slow_heartbeat_state.runtime.live.open("exe_live", "org")
     live.add(EventRecord(1, "started", {}, utcnow()))
-    stream = follow(slow_heartbeat_state, "exe_live", 0)
+    stream = slow_heartbeat_state.runtime.follow(
+        "exe_live", 0, heartbeat=slow_heartbeat_state.settings.sse_heartbeat_seconds
+    )
     with anyio.fail_after(EVENTUALLY):  # a missed wake-up waits for the next heartbeat (an hour here)
         assert (await anext(stream)).seq == 1
         live.add(EventRecord(2, "progress", {}, utcnow()))  # arrives while the stream sends event 1

@@ -1,4 +1,4 @@
-"""invoke_tool and visible_tools, the contract the REST routes and the MCP endpoint share."""
+"""Runtime.invoke and Runtime.visible_tools, the contract the REST routes and the MCP endpoint share."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +12,6 @@ from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.principal import Principal
 from server.app import create_app
 from server.runtime import store as runtime_store
-from server.runtime.invocation import invoke_tool, visible_tools
 from server.state import AppState
 from tests.conftest import migrate
 from tests.helpers import make_settings
@@ -76,7 +75,7 @@ async def test_a_raising_tool_fails_with_its_message_and_events(state: AppState)
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
         progress.append((done, total, message))
 
-    result = await invoke_tool(state, caller, "chatty", {}, source="mcp", on_progress=on_progress)
+    result = await state.runtime.invoke(caller, "chatty", {}, source="mcp", on_progress=on_progress)
     assert result.status == "failed" and result.error == "RuntimeError: boom" and result.output is None
     assert progress == [(1, None, None)]
     async with state.sessions() as session:
@@ -93,50 +92,50 @@ async def test_a_raising_tool_fails_with_its_message_and_events(state: AppState)
 
 
 async def test_a_result_that_is_not_json_is_a_failure(state: AppState) -> None:
-    result = await invoke_tool(state, await principal(state), "not_json", {})
+    result = await state.runtime.invoke(await principal(state), "not_json", {})
     assert result.status == "failed" and result.error == "Tool not_json returned a result that is not JSON"
 
 
 async def test_hidden_and_unknown_tools_get_the_same_not_found(state: AppState) -> None:
     reader = await principal(state, ("runtime:read",))
     with pytest.raises(NotFound) as hidden:
-        await invoke_tool(state, reader, "writer", {})
+        await state.runtime.invoke(reader, "writer", {})
     with pytest.raises(NotFound) as unknown:
-        await invoke_tool(state, reader, "nothing", {})
+        await state.runtime.invoke(reader, "nothing", {})
     assert hidden.value.body() == {"error": "Unknown tool: writer", "code": "not_found"}
     assert unknown.value.body() == {"error": "Unknown tool: nothing", "code": "not_found"}
 
 
 async def test_bad_arguments_name_the_field(state: AppState) -> None:
     with pytest.raises(InvalidRequest) as error:
-        await invoke_tool(state, await principal(state), "writer", {"surprise": 1}.get("x", "not a dict"))  # type: ignore[arg-type]
+        await state.runtime.invoke(await principal(state), "writer", {"surprise": 1}.get("x", "not a dict"))  # type: ignore[arg-type]
     assert error.value.details == {"input": "must be an object"}
 
 
 async def test_idempotency_key_reused_is_a_conflict(state: AppState) -> None:
     caller = await principal(state)
-    first = await invoke_tool(state, caller, "writer", {}, idempotency_key="k")
-    again = await invoke_tool(state, caller, "writer", {}, idempotency_key="k")
+    first = await state.runtime.invoke(caller, "writer", {}, idempotency_key="k")
+    again = await state.runtime.invoke(caller, "writer", {}, idempotency_key="k")
     assert again == first
     with pytest.raises(Conflict) as error:
-        await invoke_tool(state, caller, "chatty", {}, idempotency_key="k")
+        await state.runtime.invoke(caller, "chatty", {}, idempotency_key="k")
     assert error.value.code == "idempotency_key_reused"
 
 
 async def test_visible_tools_apply_scope_globs_and_switches(state: AppState) -> None:
     everything = await principal(state)
-    assert [tool.name for tool in await visible_tools(state, everything)] == ["chatty", "writer", "not_json"]
+    assert [tool.name for tool in await state.runtime.visible_tools(everything)] == ["chatty", "writer", "not_json"]
     reader = await principal(state, ("runtime:read",))
-    assert [tool.name for tool in await visible_tools(state, reader)] == ["chatty", "not_json"]
+    assert [tool.name for tool in await state.runtime.visible_tools(reader)] == ["chatty", "not_json"]
     narrowed = await principal(state, ("runtime",), allowed_tools=("w*",))
-    assert [tool.name for tool in await visible_tools(state, narrowed)] == ["writer"]
+    assert [tool.name for tool in await state.runtime.visible_tools(narrowed)] == ["writer"]
     switches: ToolSwitches = state.runtime.switches
     await switches.set_enabled(everything.organization_id, "writer", False)
-    assert [tool.name for tool in await visible_tools(state, everything)] == ["chatty", "not_json"]
+    assert [tool.name for tool in await state.runtime.visible_tools(everything)] == ["chatty", "not_json"]
 
 
 async def test_an_invalid_idempotency_key_leaves_no_live_execution_behind(state: AppState) -> None:
     caller = await principal(state)
     with pytest.raises(InvalidRequest):
-        await invoke_tool(state, caller, "chatty", {}, idempotency_key="bad\nkey")
+        await state.runtime.invoke(caller, "chatty", {}, idempotency_key="bad\nkey")
     assert len(state.runtime.live) == 0  # nothing registered for event-stream followers to wait on

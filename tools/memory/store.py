@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
-from auth.dbtypes import utcnow
+from auth.dbtypes import dialect_insert, iso, utcnow
 from tools.context import ToolError
 from tools.database import OrganizationDatabase, OrganizationSession
 from tools.memory import text
@@ -36,10 +33,6 @@ def batched(items: list[Any], size: int) -> list[list[Any]]:
 class MemoryLimits:
     max_document_bytes: int
     organization_quota_bytes: int
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def _under(prefix: str) -> Any:
@@ -63,7 +56,7 @@ async def list_directory(db: OrganizationDatabase, path: str) -> dict[str, Any]:
         if rest:
             entries.setdefault(name, {"name": name, "path": child, "type": "directory"})
         else:
-            entries[name] = {"name": name, "path": child, "type": "file", "size": size, "updatedAt": _iso(updated_at)}
+            entries[name] = {"name": name, "path": child, "type": "file", "size": size, "updatedAt": iso(updated_at)}
     return {"path": path, "entries": sorted(entries.values(), key=lambda entry: entry["name"])}
 
 
@@ -76,7 +69,7 @@ async def read_document(db: OrganizationDatabase, path: str) -> dict[str, Any]:
     if not found:
         raise ToolError(f"No such document: {path}")
     content, size, updated_at = found[0]
-    return {"path": path, "content": content, "size": size, "updatedAt": _iso(updated_at)}
+    return {"path": path, "content": content, "size": size, "updatedAt": iso(updated_at)}
 
 
 def _ancestors(path: str) -> list[str]:
@@ -124,10 +117,9 @@ async def _upsert(
         raise ToolError(f"Document would exceed {limits.max_document_bytes} bytes")
     now = utcnow()
     table = DOCUMENTS
-    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
     async with db.transaction() as session:
         await session.lock_organization()
-        statement = insert(table).values(
+        statement = dialect_insert(db.dialect, table).values(
             organization_id=db.organization_id, path=path, content=content, size=size, created_at=now, updated_at=now
         )
         if append:
