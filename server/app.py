@@ -17,9 +17,10 @@ from auth.middleware import AuthMiddleware
 from auth.ratelimit import RateLimitMiddleware
 from auth.records import KeyRecord
 from server.errors import EXCEPTION_HANDLERS
+from server.mcp.endpoint import McpEndpoint
 from server.mcp.forwarding import SessionForwarder
 from server.mcp.owners import SessionOwners
-from server.mcp.server import McpEndpoint, build_mcp_server, build_session_manager
+from server.mcp.server import build_mcp_server, build_session_manager
 from server.observability.exposition import serve_metrics_bind
 from server.observability.requests import RequestObservationMiddleware
 from server.routes.routing import public_paths

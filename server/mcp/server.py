@@ -20,15 +20,12 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
 from auth.streams import StreamRegistry, StreamTimeLimit
 from server.integrations.tools import mcp_input_schema
-from server.mcp.forwarding import SessionForwarder, header
-from server.mcp.listening import KeyListeners
-from server.mcp.resumable import ResumableSessionManager, priming
+from server.mcp.resumable import ResumableSessionManager
 from server.mcp.sessions import McpSessionDirectory
 from server.observability.mcp import McpObservation
 from server.observability.metrics import Metrics
@@ -42,7 +39,7 @@ SERVER_NAME = "capgate"
 # The caller of the stateless tools/call being handled, and its organization's disabled tools:
 # set by McpEndpoint, read by the SDK's pre-dispatch Mcp-Param header check (same task).
 DISABLED_TOOLS = "capgate.disabled_tools"
-_caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
+tools_call_caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
 
 
 def disabled_of(ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
@@ -143,7 +140,7 @@ def tool_input_schema_lookup(runtime: Runtime) -> Callable[[str], Mapping[str, A
     """
 
     def lookup(name: str) -> Mapping[str, Any] | None:
-        caller = _caller.get()
+        caller = tools_call_caller.get()
         if caller is None:
             return None
         principal, disabled = caller
@@ -246,75 +243,3 @@ def build_session_manager(server: Server[Any], settings: Settings) -> ResumableS
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,
     )
-
-
-class McpEndpoint:
-    """ASGI app for /mcp and /api/mcp; the lifespan must have entered ``manager.run()``.
-
-    Legacy sessions are claimed in the shared directory as they open (before the client learns
-    the id) and released when deleted; a request for a session this replica does not hold is
-    relayed to its owner (``server/mcp/forwarding.py``).
-    """
-
-    def __init__(
-        self,
-        manager: ResumableSessionManager,
-        runtime: Runtime,
-        forwarder: SessionForwarder,
-        listeners: KeyListeners,
-    ) -> None:
-        self.manager = manager
-        self.runtime = runtime
-        self.forwarder = forwarder
-        self.listeners = listeners
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get("user")
-        if not isinstance(principal, Principal):
-            await self.manager.handle_request(scope, receive, send)
-            return
-        session_id = header(scope, b"mcp-session-id")
-        if session_id is None:
-            send = self._claiming(send, principal)
-        elif not self.manager.holds(session_id):
-            unanswered = await self.forwarder.relay(scope, receive, send, session_id, principal)
-            if unanswered is None:
-                return
-            receive = unanswered
-        elif scope["method"] == "DELETE":
-            send = self._releasing(send, session_id)
-        elif scope["method"] == "GET" and header(scope, b"last-event-id") is None:
-            events = self.manager.session_events(session_id)
-            if events is not None:
-                send = priming(send, events)
-        # Fetched once per HTTP request; the handlers find it on the request's scope.
-        disabled = scope[DISABLED_TOOLS] = await self.runtime.disabled_tools(principal)
-        if (b"mcp-method", b"subscriptions/listen") in scope["headers"]:
-            await self.listeners.track(principal, lambda: self.manager.handle_request(scope, receive, send))
-            return
-        if (b"mcp-method", b"tools/call") not in scope["headers"]:
-            await self.manager.handle_request(scope, receive, send)
-            return
-        token = _caller.set((principal, disabled))
-        try:
-            await self.manager.handle_request(scope, receive, send)
-        finally:
-            _caller.reset(token)
-
-    def _claiming(self, send: Send, principal: Principal) -> Send:
-        async def claim_then_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 200:
-                opened = next((v for k, v in message["headers"] if k == b"mcp-session-id"), None)
-                if opened is not None:
-                    await self.forwarder.owners.claim(opened.decode("latin-1"), principal.key_id)
-            await send(message)
-
-        return claim_then_send
-
-    def _releasing(self, send: Send, session_id: str) -> Send:
-        async def release_then_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] < 300:
-                await self.forwarder.owners.release(session_id)
-            await send(message)
-
-        return release_then_send
