@@ -12,7 +12,7 @@ from auth.credentials import extract_api_key
 from auth.errors import CapgateError, send_error
 from auth.principal import Principal
 from auth.records import KeyRecord
-from auth.streams import StreamRegistry, is_event_stream_request, run_tracked, stream_kind
+from auth.streams import StreamRegistry, run_tracked
 from auth.verifier import KeyVerifier
 
 # Called synchronously on the request path: they must only record in memory.
@@ -74,10 +74,7 @@ class AuthMiddleware:
                 presented = extract_api_key(scope["headers"])
                 client = scope.get("client")
                 record = await self.verifier.verify(presented, source=client[0] if client else None)
-            is_stream = is_event_stream_request(scope)
-            request = self.streams.open(
-                record.key_id, is_stream=is_stream, kind=stream_kind(scope) if is_stream else "request"
-            )
+            request = self.streams.open(record.key_id)
         except CapgateError as error:
             self.verifier.observer.refused(scope, error)
             if self.on_failure is not None:
@@ -92,7 +89,7 @@ class AuthMiddleware:
         sdk_token = auth_context_var.set(principal)
         ended = "client_gone"  # unless run_tracked returns: the request's task was cancelled from outside
         try:
-            ended = await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc)
+            ended = await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc, registry=self.streams)
         finally:
             self.streams.close(request, ended)
             auth_context_var.reset(sdk_token)

@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.errors import RateLimited, send_error
+from auth.errors import CapgateError, RateLimited, send_error
 from auth.observer import NULL_OBSERVER, AuthObserver
 from auth.principal import Principal
 
@@ -177,6 +177,9 @@ class RateLimitMiddleware:
         try:
             with self.observer.span("capgate.rate_limit"):
                 decision = await self.limiter.hit(principal.key_id)
+        except CapgateError as refused:  # the shared store is down and the operator chose to refuse meanwhile
+            await send_error(send, refused, jsonrpc=self.speaks_jsonrpc(scope["path"]))
+            return
         except (BackendUnavailable, SQLAlchemyError, OSError) as exc:
             # Failing open: an outage of the shared store (or of the database holding overrides)
             # must not take the API down with it.

@@ -82,5 +82,23 @@ class RedisBackend:
             daily_reset=seconds_to_midnight(now),
         )
 
+    async def add_daily(self, counts: dict[tuple[str, int], int]) -> None:
+        """Adds requests admitted while Redis was unreachable to the keys' day counters."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (key_id, day), count in counts.items():
+                    name = f"{self._prefix}:rl:{{{key_id}}}:d:{day}"
+                    pipe.incrby(name, count)
+                    pipe.expire(name, 2 * SECONDS_PER_DAY)
+                await pipe.execute()
+        except RedisError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+
     async def aclose(self) -> None:
         await self._redis.aclose()

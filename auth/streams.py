@@ -32,6 +32,7 @@ class TrackedRequest:
     is_stream: bool
     scope: anyio.CancelScope
     terminated: bool = False
+    refused: TooManyStreams | None = None
     kind: str = "request"
 
 
@@ -45,10 +46,10 @@ class StreamRegistry:
     def open_streams(self, key_id: str) -> int:
         return sum(1 for request in self._requests.get(key_id, ()) if request.is_stream)
 
-    def open(self, key_id: str, *, is_stream: bool, kind: str = "request") -> TrackedRequest:
+    def open(self, key_id: str, *, is_stream: bool = False, kind: str = "request") -> TrackedRequest:
         """Registers a request; raises TooManyStreams when the key already holds its limit of streams."""
-        if is_stream and self.open_streams(key_id) >= self.max_streams_per_key:
-            raise TooManyStreams(self.max_streams_per_key)
+        if is_stream:
+            self._check_room(key_id)
         deadline = (
             anyio.current_time() + self.max_stream_seconds if math.isfinite(self.max_stream_seconds) else math.inf
         )
@@ -59,6 +60,17 @@ class StreamRegistry:
         if is_stream:
             self.observer.stream_opened(kind)
         return request
+
+    def _check_room(self, key_id: str) -> None:
+        if self.open_streams(key_id) >= self.max_streams_per_key:
+            raise TooManyStreams(self.max_streams_per_key)
+
+    def become_stream(self, request: TrackedRequest, kind: str) -> None:
+        """Counts a request as a stream once its response turns out to be one, whatever the request asked for."""
+        if not request.is_stream:
+            self._check_room(request.key_id)
+            request.is_stream, request.kind = True, kind
+            self.observer.stream_opened(kind)
 
     def close(self, request: TrackedRequest, reason: str = "completed") -> None:
         if request.is_stream:
@@ -84,11 +96,12 @@ class StreamTimeLimit(CapgateError):
     message = "Stream reached its time limit"
 
 
-def is_event_stream_request(scope: Scope) -> bool:
-    """A GET that asks for Server-Sent Events: an MCP standalone stream or an execution event stream."""
-    if scope["method"] != "GET":
-        return False
-    return any(name == b"accept" and b"text/event-stream" in value for name, value in scope["headers"])
+def is_event_stream_response(message: Message) -> bool:
+    """What counts toward the stream limit is what the response is, never what the request's Accept asked for."""
+    return any(
+        name.lower() == b"content-type" and value.lower().startswith(b"text/event-stream")
+        for name, value in message.get("headers", ())
+    )
 
 
 def stream_kind(scope: Scope) -> str:
@@ -102,11 +115,20 @@ def _final_sse_event(error: CapgateError, *, jsonrpc: bool) -> bytes:
 
 
 async def run_tracked(
-    app: ASGIApp, scope: Scope, receive: Receive, send: Send, request: TrackedRequest, *, jsonrpc: bool
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    request: TrackedRequest,
+    *,
+    jsonrpc: bool,
+    registry: StreamRegistry,
 ) -> str:
     """Runs the request inside its cancel scope and, if it is cut off, still ends the HTTP response properly.
 
-    Returns why it ended: completed, client_gone, revoked_terminate or max_lifetime.
+    A response that starts as an event stream is counted as one at that moment; past the key's limit it is
+    replaced by the 429 before anything reaches the client, and the handler is cancelled.
+    Returns why it ended: completed, client_gone, refused, revoked_terminate or max_lifetime.
     """
     started = finished = False
     is_sse = False
@@ -121,15 +143,27 @@ async def run_tracked(
 
     async def tracking_send(message: Message) -> None:
         nonlocal started, finished, is_sse
+        if request.refused is not None:
+            return
         if message["type"] == "http.response.start":
+            is_sse = is_event_stream_response(message)
+            if is_sse:
+                try:
+                    registry.become_stream(request, stream_kind(scope))
+                except TooManyStreams as refused:
+                    request.refused = refused
+                    request.scope.cancel()
+                    return
             started = True
-            is_sse = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in message["headers"])
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             finished = True
         await send(message)
 
     with request.scope:
-        await app(scope, watching_receive if request.is_stream else receive, tracking_send)
+        await app(scope, watching_receive, tracking_send)
+    if request.refused is not None:
+        await send_error(send, request.refused, jsonrpc=jsonrpc)
+        return "refused"
     if not request.scope.cancelled_caught or finished:
         return "client_gone" if client_gone and not finished else "completed"
     reason: CapgateError = RevokedApiKey() if request.terminated else StreamTimeLimit()

@@ -16,19 +16,22 @@ from auth.errors import CapgateError
 from auth.middleware import AuthMiddleware
 from auth.ratelimit import RateLimitMiddleware
 from auth.records import KeyRecord
+from server.body_deadline import BodyDeadlineMiddleware
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.endpoint import McpEndpoint
 from server.mcp.forwarding import SessionForwarder
 from server.mcp.owners import SessionOwners
 from server.mcp.server import build_mcp_server, build_session_manager
+from server.mcp.session_quota import SessionQuota
 from server.observability.exposition import serve_metrics_bind
 from server.observability.requests import RequestObservationMiddleware
 from server.routes.routing import public_paths
 from server.routes.table import api_routes, counts_toward_rate_limit, speaks_jsonrpc
+from server.runtime.retention import run_purger
 from server.runtime.worker import run_worker
 from server.settings import Settings
 from server.usage_flusher import UsageFlusher
-from server.wiring import build_state, memory_limits
+from server.wiring import build_state, memory_limits, retention_policy
 from tools.catalog import default_registry
 from tools.registry import ToolRegistry
 
@@ -49,11 +52,12 @@ def create_app(
         metrics=state.metrics,
     )
     mcp_manager = build_session_manager(mcp_server, settings)
+    quota = SessionQuota(mcp_manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
     forwarder = SessionForwarder(
         SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
         max_body_bytes=settings.max_request_body_bytes,
     )
-    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, forwarder, state.mcp_sessions.listeners)
+    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota, forwarder, state.mcp_sessions.listeners)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:
@@ -74,6 +78,7 @@ def create_app(
             await forwarder.owners.release_previous_process()
             state.drain.install()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
+                state.runtime.background = tasks
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
                 if state.notifications is not None:
@@ -83,6 +88,14 @@ def create_app(
                 for feed in state.integration_feeds:
                     tasks.start_soon(feed.run)
                 tasks.start_soon(flusher.run)
+                tasks.start_soon(
+                    functools.partial(
+                        run_purger,
+                        state.sessions,
+                        retention_policy(settings),
+                        interval=settings.purge_interval_seconds,
+                    )
+                )
                 tasks.start_soon(
                     functools.partial(
                         run_worker,
@@ -124,6 +137,7 @@ def create_app(
                 spans=state.metrics.spans,
                 decisions=state.decisions,
             ),
+            Middleware(BodyDeadlineMiddleware, timeout=settings.body_read_timeout_seconds),
             Middleware(
                 AuthMiddleware,
                 verifier=state.verifier,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from auth.errors import CapgateError
@@ -30,6 +30,11 @@ async def handle_http_exception(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message, "code": code}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def handle_client_gone(_request: Request, _exc: Exception) -> Response:
+    """The client hung up mid-body: nobody reads this answer and it is not an error of ours (no stack trace)."""
+    return Response(status_code=400)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(CapgateError())
@@ -38,5 +43,6 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {
     CapgateError: handle_capgate_error,
     HTTPException: handle_http_exception,
+    ClientDisconnect: handle_client_gone,
     Exception: handle_unexpected,
 }

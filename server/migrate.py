@@ -9,6 +9,7 @@ Alembic migrates in (so it is released exactly when the migration commits or rol
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.private_files import private_dir
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant shared by every capgate process; "capgate" as ASCII bytes, so it is recognisable in pg_locks.
@@ -48,8 +51,8 @@ async def _sqlite_file_lock(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
         return
     lock_path = Path(f"{database}.migrate-lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as lock:
+    private_dir(lock_path.parent)
+    with open(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as lock:  # owner-only
         await anyio.to_thread.run_sync(fcntl.flock, lock, fcntl.LOCK_EX)  # waits while another process migrates
         try:
             yield

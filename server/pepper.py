@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from server.private_files import private_dir
+
 PEPPER_FILE = "pepper"
 
 
@@ -15,7 +17,7 @@ def load_or_create_pepper(data_dir: Path, configured: str | None) -> bytes:
     path = data_dir / PEPPER_FILE
     if path.exists():
         return path.read_bytes().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     value = secrets.token_hex(32).encode()
     # Written aside, then linked into place: a concurrent starter sees either no file or the whole pepper.
     tmp = data_dir / f".{PEPPER_FILE}.{os.getpid()}.{secrets.token_hex(4)}"

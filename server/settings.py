@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from auth.hashing import Argon2Parameters
+from server.settings_groups import IntegrationSettings, ObservabilitySettings
 
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -51,7 +52,7 @@ def async_database_url(url: str) -> str:
     return f"{backend}+{_ASYNC_DRIVERS[backend]}://{rest}"
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings):
     model_config = SettingsConfigDict(
         env_prefix="CAPGATE_",
         toml_file=[project_dir() / "capgate.toml", Path("capgate.toml")],  # the current folder's file wins
@@ -90,6 +91,18 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="longest any request or stream may stay open, even after its key is revoked"
     )
     max_streams_per_key: int = Field(default=50, ge=1, description="open event streams one key may hold at once")
+    max_executions_per_key: int = Field(
+        default=64, ge=1, description="tool calls one key may have running at once in a process; the next gets 429"
+    )
+    max_executions_per_organization: int = Field(
+        default=256, ge=1, description="tool calls one organization may have running at once in a process"
+    )
+    max_mcp_sessions_per_key: int = Field(
+        default=20, ge=1, description="open legacy MCP sessions one key may hold; the next initialize gets 429"
+    )
+    max_mcp_sessions: int = Field(
+        default=2000, ge=1, description="open legacy MCP sessions per process; beyond it the idlest one is closed"
+    )
     pepper: SecretStr | None = Field(
         default=None, description="HMAC pepper for the verified-key cache; default: generated once into data_dir"
     )
@@ -114,6 +127,38 @@ class Settings(BaseSettings):
     )
     failed_verification_window_seconds: float = Field(
         default=60.0, gt=0, description="window of failed_verification_limit"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection must send complete request headers within this (`capgate serve`)"
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="a request body must arrive within this of the request's start; else 408"
+    )
+    keep_alive_timeout_seconds: float = Field(
+        default=5.0, ge=1, description="an idle keep-alive connection is closed after this (`capgate serve`)"
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="concurrent connections and requests `capgate serve` accepts; more get 503"
+    )
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="largest request line plus headers (`capgate serve`); larger get 400"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses (or CIDR ranges) whose X-Forwarded-For/-Proto are believed; empty: nobody's",
+    )
+    record_max_bytes: int = Field(
+        default=16_384,
+        ge=256,
+        description="largest stored tool input, result, error or event (JSON bytes); larger ones are stored"
+        " truncated with a $truncated marker (the caller still gets the whole result)",
+    )
+    retention_days: float = Field(
+        default=30.0, gt=0, description="finished executions and their events older than this are deleted"
+    )
+    audit_retention_days: float = Field(default=365.0, gt=0, description="audit rows older than this are deleted")
+    purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="how often each server process deletes what retention allows"
     )
     shutdown_drain_seconds: float = Field(
         default=0.0,
@@ -168,6 +213,22 @@ class Settings(BaseSettings):
         default=None, description="Redis URL; when set, rate limits are shared by every replica through Redis"
     )
     redis_max_connections: int = Field(default=64, ge=1, description="Redis connections per process")
+    redis_timeout_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        description="Redis connect and read timeout (pool wait: 10x); a silent Redis costs at most this",
+    )
+    redis_retry_seconds: float = Field(
+        default=1.0, gt=0, description="after Redis failed three times in a row, how long until it is tried again"
+    )
+    redis_outage: Literal["fallback", "closed", "open"] = Field(
+        default="fallback",
+        description="rate limits while Redis is unreachable: fallback = in-process limits at limit/replicas,"
+        " closed = refuse counted requests (503), open = admit them",
+    )
+    replicas: int = Field(
+        default=1, ge=1, description="server processes sharing one Redis; each enforces limit/replicas during an outage"
+    )
     redis_key_prefix: str = Field(default="capgate", description="prefix of every Redis key capgate writes")
     usage_flush_seconds: float = Field(
         default=20.0,
@@ -182,69 +243,6 @@ class Settings(BaseSettings):
         default=5, ge=1, description="wrong passwords per email and window before POST /api-keys answers 429"
     )
     login_failure_window_seconds: float = Field(default=300.0, gt=0, description="window of login_failure_limit")
-    metrics_enabled: bool = Field(default=True, description="count requests, decisions and the rest for /metrics")
-    metrics_bind: str | None = Field(
-        default=None,
-        description="host:port of a separate listener serving /metrics without a key (keep it off public networks);"
-        " /metrics on the main port needs a key with scope metrics:read",
-    )
-    metrics_max_organizations: int = Field(
-        default=100, ge=0, description="organization ids used as a metric label before the rest count as 'other'"
-    )
-    otel_exporter_otlp_endpoint: str | None = Field(
-        default=None,
-        description="OTLP/HTTP endpoint for traces (needs `pip install 'capgate[otel]'`); the standard OTEL_*"
-        " variables work too",
-    )
-    otel_service_name: str = Field(default="capgate", description="service.name of exported traces")
-    otel_record_tool_io: bool = Field(
-        default=False, description="put tool arguments and results on trace spans (they may hold personal data)"
-    )
-    decisions_enabled: bool = Field(default=True, description="write a decision record for every authorization")
-    decisions_allowed: Literal["all", "sample", "aggregate"] = Field(
-        default="all",
-        description="allowed decisions: one record each (all), a decisions_sample_rate share (sample), or one"
-        " record per key, route, tool and minute (aggregate); refusals are always recorded",
-    )
-    decisions_sample_rate: float = Field(default=0.1, gt=0, le=1, description="share of allowed decisions kept")
-    decisions_refusals_per_minute: int = Field(
-        default=100,
-        ge=1,
-        description="refusals of one key and reason recorded one by one per minute; the rest"
-        " of that minute become one aggregated record",
-    )
-    decisions_flush_seconds: float = Field(
-        default=1.0, gt=0, description="how often buffered decision records are written"
-    )
-    secret_key: SecretStr | None = Field(
-        default=None,
-        description="data key(s) sealing connected-account credentials: base64 of 32 bytes, or `id:base64` entries"
-        " separated by commas (first = current); default: generated once into data_dir/secret-keys",
-    )
-    integration_cache_seconds: float = Field(
-        default=2.0, ge=0, description="how long an organization's integrations and accounts are cached per process"
-    )
-    integration_tools_refresh_seconds: float = Field(
-        default=300.0, gt=0, description="an upstream's tool listing older than this is refreshed in the background"
-    )
-    upstream_idle_seconds: float = Field(
-        default=300.0, gt=0, description="an upstream connection (or stdio process) unused this long is closed"
-    )
-    upstream_failure_threshold: int = Field(
-        default=3, ge=1, description="consecutive upstream failures that open an account's circuit breaker"
-    )
-    upstream_cooldown_seconds: float = Field(
-        default=30.0, gt=0, description="how long an open circuit breaker fails calls fast before one is let through"
-    )
-    upstream_backoff_seconds: float = Field(
-        default=0.2, ge=0, description="first reconnect delay after an upstream failure; doubles per further failure"
-    )
-    max_stdio_upstreams: int = Field(
-        default=20,
-        ge=1,
-        description="stdio upstream processes running at once (the least recently used idle one"
-        " is stopped to make room)",
-    )
     max_active_keys_per_organization: int = Field(
         default=1_000, ge=1, description="active keys an organization may hold; creating one more over HTTP gets 409"
     )

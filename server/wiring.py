@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +36,8 @@ from server.observability.tracing import Spans, configure_tracing, otlp_endpoint
 from server.pepper import load_or_create_pepper
 from server.routes.capability_documents import EncodedDocuments
 from server.runtime.invocation import Runtime, Timing
+from server.runtime.retention import RetentionPolicy
+from server.runtime.slots import ExecutionSlots
 from server.runtime.store import new_id
 from server.settings import Settings
 from server.state import AppState
@@ -69,10 +72,24 @@ def build_rate_limiter(
         from redis.asyncio import BlockingConnectionPool, Redis
 
         from auth.ratelimit_redis import RedisBackend
+        from auth.ratelimit_resilient import CircuitBreaker, ResilientBackend
 
-        # Blocking: a burst waits briefly for a pooled connection instead of failing.
-        pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
-        backend = RedisBackend(Redis.from_pool(pool), prefix=settings.redis_key_prefix)
+        timeout = settings.redis_timeout_seconds
+        # Blocking: a burst waits briefly for a pooled connection instead of failing. A silent Redis holds
+        # connections only for ``timeout`` each, so ten times that bounds the wait without failing a busy burst.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=10 * timeout,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+        )
+        backend = ResilientBackend(
+            shared=RedisBackend(Redis.from_pool(pool), prefix=settings.redis_key_prefix),
+            mode=settings.redis_outage,
+            replicas=settings.replicas,
+            breaker=CircuitBreaker(retry_seconds=settings.redis_retry_seconds),
+        )
     else:
         backend = InProcessBackend()
     policies = LimitPolicies(
@@ -188,9 +205,13 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
                 execution_poll_seconds=settings.execution_poll_seconds,
                 idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
                 record_tool_io=settings.otel_record_tool_io,
+                record_max_bytes=settings.record_max_bytes,
             ),
             organization_tools=integrations.tools,
             telemetry=metrics,
+            slots=ExecutionSlots(
+                per_key=settings.max_executions_per_key, per_organization=settings.max_executions_per_organization
+            ),
         ),
         clock=clock,
         passwords=passwords,
@@ -214,4 +235,12 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
 def memory_limits(settings: Settings) -> MemoryLimits:
     return MemoryLimits(
         max_document_bytes=settings.memory_max_document_bytes, organization_quota_bytes=settings.memory_quota_bytes
+    )
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        executions=timedelta(days=settings.retention_days),
+        idempotency=timedelta(seconds=settings.idempotency_ttl_seconds),
+        audit=timedelta(days=settings.audit_retention_days),
     )

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.cli import audit, db, decisions, integrations, keys, orgs, tools
+from server.cli import audit, db, decisions, integrations, keys, orgs, retention, tools
 from server.cli.common import hasher_for, out, run_in_session
 from server.cli.config import config
 from server.cli.demo import Demo, cli_command, create_demo_if_first_run, demo_instructions
@@ -37,6 +37,7 @@ app.add_typer(integrations.accounts_app, name="accounts")
 app.add_typer(integrations.secrets_app, name="secrets")
 app.command("config")(config)
 decisions.register()  # `audit decisions` and `keys explain` on the groups above
+retention.register()  # `db purge` and `db usage`
 
 
 @app.command()

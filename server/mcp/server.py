@@ -39,7 +39,7 @@ SERVER_NAME = "capgate"
 # The caller of the stateless tools/call being handled, and its organization's disabled tools:
 # set by McpEndpoint, read by the SDK's pre-dispatch Mcp-Param header check (same task).
 DISABLED_TOOLS = "capgate.disabled_tools"
-tools_call_caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
+mcp_caller: ContextVar[tuple[Principal, frozenset[str]] | None] = ContextVar("capgate_mcp_caller", default=None)
 
 
 def disabled_of(ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
@@ -140,7 +140,7 @@ def tool_input_schema_lookup(runtime: Runtime) -> Callable[[str], Mapping[str, A
     """
 
     def lookup(name: str) -> Mapping[str, Any] | None:
-        caller = tools_call_caller.get()
+        caller = mcp_caller.get()
         if caller is None:
             return None
         principal, disabled = caller
@@ -242,4 +242,5 @@ def build_session_manager(server: Server[Any], settings: Settings) -> ResumableS
         security_settings=security,
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,
+        max_sessions=None,  # SessionQuota caps sessions per key and evicts the idlest at max_mcp_sessions
     )

@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse
 from auth.audit import list_audit_events
 from auth.errors import InvalidRequest
 from server.routes.key_wire import audit_public
+from server.routes.params import MAX_BIGINT, ascii_int
 from server.state import app_state
 
 MAX_LIMIT = 500
@@ -17,11 +18,12 @@ def positive_int(request: Request, name: str, default: int | None, maximum: int 
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
+    value = ascii_int(raw, minimum=1, maximum=maximum or MAX_BIGINT)
+    if value is None:
         bound = f" between 1 and {maximum}" if maximum else " a positive integer"
         message = f"{name} must be{bound}"
         raise InvalidRequest(message, details={name: message})
-    return int(raw)
+    return value
 
 
 async def list_audit(request: Request) -> JSONResponse:

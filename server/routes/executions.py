@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from auth.errors import InvalidRequest
+from server.routes.params import ascii_int
 from server.routes.runtime_wire import event_public, execution_public
 from server.state import app_state
 
@@ -34,9 +35,10 @@ def _last_event_id(request: Request) -> int:
     raw = request.headers.get("last-event-id", "").strip()
     if not raw:
         return 0
-    if not raw.isdigit() or len(raw) > 12:
+    value = ascii_int(raw, maximum=10**12 - 1)
+    if value is None:
         raise InvalidRequest("Invalid Last-Event-ID", details={"Last-Event-ID": "an event id from this stream"})
-    return int(raw)
+    return value
 
 
 async def execution_events(request: Request) -> EventSourceResponse:

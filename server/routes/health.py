@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from auth.ratelimit_resilient import ResilientBackend
 from server.state import app_state
 
 
@@ -23,4 +24,15 @@ async def readyz(request: Request) -> JSONResponse:
             await connection.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError):
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ready", "database": "ok"})
+    backend = state.rate_limiter.backend if state.rate_limiter is not None else None
+    if not isinstance(backend, ResilientBackend):
+        return JSONResponse({"status": "ready", "database": "ok"})
+    if await backend.check():
+        return JSONResponse({"status": "ready", "database": "ok", "redis": "ok"})
+    # Serving on in-process limits is degraded, not down; refusing every counted request is not ready.
+    refusing = backend.mode == "closed"
+    return JSONResponse(
+        {"status": "unavailable" if refusing else "degraded", "database": "ok", "redis": "unreachable",
+         "rateLimits": backend.mode},
+        status_code=503 if refusing else 200,
+    )  # fmt: skip

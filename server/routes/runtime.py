@@ -2,41 +2,87 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from auth.errors import InvalidRequest
 from server.observability.observed import observed, route_template
 from server.routes.bodies import read_model
 from server.routes.capability_documents import capabilities_document
+from server.routes.params import ascii_int
 from server.routes.runtime_wire import InvokeBody, SessionCreateBody, invocation_public, session_public
 from server.state import app_state
 
 MAX_PAGE_SIZE = 100
 
 
-async def _invoke(request: Request, tool_name: str, session_id: str | None) -> JSONResponse:
+def wants_background(request: Request) -> bool:
+    """``Prefer: respond-async`` (RFC 7240): answer 202 at once and keep running after the caller leaves."""
+    preferences = request.headers.get("prefer", "").lower().replace(",", ";").split(";")
+    return "respond-async" in (item.strip() for item in preferences)
+
+
+async def while_caller_connected(request: Request, call: Callable[[], Awaitable[Response]]) -> Response:
+    """Runs ``call``; if the client disconnects first, cancels it (the execution ends `interrupted`)."""
+    answer: Response = Response(status_code=499)  # nobody reads it: the client is gone
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tasks:
+
+        async def cancel_when_gone() -> None:
+            # The body is read: by the ASGI spec the next message is the disconnect, whenever it comes. A server
+            # that sends anything else is not watched further (looping on it would spin the event loop).
+            if (await request.receive())["type"] == "http.disconnect":
+                tasks.cancel_scope.cancel()
+
+        tasks.start_soon(cancel_when_gone)
+        try:
+            answer = await call()
+        except Exception as error:  # raised as itself, not inside an exception group, for the error handlers
+            failure = error
+        tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return answer
+
+
+async def _invoke(request: Request, tool_name: str, session_id: str | None) -> Response:
     state = app_state(request)
     body = await read_model(request, InvokeBody, state.settings.max_request_body_bytes)
-    result = await state.runtime.invoke(
-        request.user,
-        tool_name,
-        body.input,
-        session_id=session_id if session_id is not None else body.sessionId,
-        connected_account_id=body.connectedAccountId,
-        idempotency_key=request.headers.get("idempotency-key"),
-        source="api",
-        observation=observed(request.scope),
-        route=f"POST {route_template(request.scope)}",
-    )
-    return JSONResponse(invocation_public(result))
+    background = wants_background(request)
+
+    async def call() -> Response:
+        result = await state.runtime.invoke(
+            request.user,
+            tool_name,
+            body.input,
+            session_id=session_id if session_id is not None else body.sessionId,
+            connected_account_id=body.connectedAccountId,
+            idempotency_key=request.headers.get("idempotency-key"),
+            source="api",
+            observation=observed(request.scope),
+            route=f"POST {route_template(request.scope)}",
+            background=background,
+        )
+        if not background:
+            return JSONResponse(invocation_public(result))
+        events = f"{state.public_base_url}/api/runtime/executions/{result.execution_id}/events"
+        return JSONResponse(
+            {**invocation_public(result), "eventsUrl": events},
+            status_code=202,
+            headers={"Preference-Applied": "respond-async"},
+        )
+
+    return await call() if background else await while_caller_connected(request, call)
 
 
-async def invoke(request: Request) -> JSONResponse:
+async def invoke(request: Request) -> Response:
     return await _invoke(request, request.path_params["tool_name"], None)
 
 
-async def session_invoke(request: Request) -> JSONResponse:
+async def session_invoke(request: Request) -> Response:
     return await _invoke(request, request.path_params["tool_name"], request.path_params["session_id"])
 
 
@@ -49,9 +95,10 @@ async def create_session(request: Request) -> JSONResponse:
 
 def _page_size(request: Request) -> int:
     raw = request.query_params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    value = ascii_int(raw, minimum=1, maximum=MAX_PAGE_SIZE)
+    if value is None:
         raise InvalidRequest("Invalid limit", details={"limit": f"an integer from 1 to {MAX_PAGE_SIZE}"})
-    return int(raw)
+    return value
 
 
 async def list_sessions(request: Request) -> JSONResponse:

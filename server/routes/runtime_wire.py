@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from auth.dbtypes import iso
-from server.runtime.invocation import InvocationResult
+from server.runtime.calls import InvocationResult
 from server.runtime.live import EventRecord
 from server.runtime.models import Execution, RuntimeSession
+from server.runtime.storable import StoredText
 
 
 class InvokeBody(BaseModel):
@@ -23,7 +24,7 @@ class InvokeBody(BaseModel):
 class SessionCreateBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: StoredText | None = Field(default=None, min_length=1, max_length=200)
     interactionMode: str | None = Field(default=None, pattern="^(autonomous|interactive)$")
 
 

@@ -16,20 +16,21 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import anyio
-from pydantic import ValidationError
+from anyio.abc import TaskGroup
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth.errors import Conflict, InvalidRequest, NotFound, validation_details
+from auth.errors import NotFound
 from auth.principal import Principal
 from server.runtime import store as runtime_store
+from server.runtime.calls import InvocationResult, result_of, validate_idempotency_key, validate_input
 from server.runtime.clock import DatabaseClock
 from server.runtime.group_commit import GroupCommitter
-from server.runtime.models import Execution
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
 from server.runtime.records import RuntimeRecords
+from server.runtime.slots import ExecutionSlots, Slot
 from server.runtime.telemetry import DecisionObserver, NoTelemetry, RuntimeTelemetry
 from server.runtime.tool_call import call_tool
 from tools.accounts import ACCOUNT_FIELD, choose_account
@@ -39,58 +40,6 @@ from tools.registry import EMPTY, OrganizationTools, Tool, ToolRegistry
 from tools.switches import ToolSwitches
 
 logger = logging.getLogger(__name__)
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-
-
-@dataclass(frozen=True)
-class InvocationResult:
-    execution_id: str
-    session_id: str
-    status: Literal["succeeded", "failed"]
-    output: Any
-    error: str | None
-
-    @property
-    def is_error(self) -> bool:
-        return self.status == "failed"
-
-
-def validate_input(tool: Tool, arguments: Any) -> Any:
-    """Strict JSON validation: `true` or `"7"` is no integer (the schema the client saw says so)."""
-    if not isinstance(arguments, dict):
-        raise InvalidRequest("Tool input must be a JSON object", details={"input": "must be an object"})
-    try:
-        return tool.input_model.model_validate_json(json.dumps(arguments), strict=True)
-    except ValidationError as exc:
-        raise InvalidRequest(
-            f"Invalid input for tool {tool.name}", details=validation_details(exc, root="input")
-        ) from None
-
-
-def validate_idempotency_key(key: str) -> str:
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable() or not key.isascii():
-        raise InvalidRequest(
-            "Invalid Idempotency-Key", details={"Idempotency-Key": "1 to 255 printable ASCII characters"}
-        )
-    return key
-
-
-def result_of(execution: Execution) -> InvocationResult:
-    """What a retry with the same Idempotency-Key answers: the first call's result.
-
-    An interrupted first call has no result, and may have applied in part (a write may have
-    committed before the cut): the retry says exactly that rather than run the tool again.
-    """
-    if execution.status == "interrupted":
-        raise Conflict(
-            "The first call with this Idempotency-Key was interrupted and may have applied in part;"
-            " check its execution, then retry with a new Idempotency-Key",
-            code="idempotency_key_interrupted",
-            details={"executionId": execution.id},
-        )
-    if execution.status == "succeeded":
-        return InvocationResult(execution.id, execution.session_id, "succeeded", execution.output, None)
-    return InvocationResult(execution.id, execution.session_id, "failed", None, execution.error or "Execution failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +49,8 @@ class Timing:
     idempotency_ttl_seconds: float
     record_tool_io: bool = False
     """Tool arguments and results on trace spans (CAPGATE_OTEL_RECORD_TOOL_IO); off by default."""
+    record_max_bytes: int = 16_384
+    """Stored inputs and results are cut to this size, with a marker (CAPGATE_RECORD_MAX_BYTES)."""
 
 
 class Runtime(RuntimeRecords):
@@ -121,6 +72,7 @@ class Runtime(RuntimeRecords):
         organization_tools: OrganizationTools | None = None,
         telemetry: RuntimeTelemetry | None = None,
         clock: DatabaseClock | None = None,
+        slots: ExecutionSlots | None = None,
     ) -> None:
         super().__init__(db=db, poll_seconds=timing.execution_poll_seconds, clock=clock)
         self.tools = tools
@@ -130,6 +82,9 @@ class Runtime(RuntimeRecords):
         self.organization_tools = organization_tools
         self.telemetry: RuntimeTelemetry = telemetry or NoTelemetry()
         self.committer = GroupCommitter()
+        self.slots = slots or ExecutionSlots(per_key=64, per_organization=256)
+        self.background: TaskGroup | None = None
+        """Set while the app runs: where background executions run (cancelled, so interrupted, at shutdown)."""
 
     async def disabled_tools(self, principal: Principal) -> frozenset[str]:
         """The organization's disabled tools; fetch once per request and hand it to the calls below."""
@@ -197,7 +152,10 @@ class Runtime(RuntimeRecords):
         disabled: frozenset[str] | None = None,
         observation: DecisionObserver | None = None,
         route: str = "",
+        background: bool = False,
     ) -> InvocationResult:
+        """Runs the tool and returns its result; with ``background`` it returns as soon as the execution is
+        recorded (status ``running``) and the tool runs on in this process, whatever happens to the caller."""
         tool = await self.find_tool(principal, tool_name, disabled=disabled, observation=observation, route=route)
         if tool.accounts:
             if connected_account_id is None and isinstance(arguments.get(ACCOUNT_FIELD), str):
@@ -210,6 +168,30 @@ class Runtime(RuntimeRecords):
             runtime_store.ensure_active(await self.get_session(principal, session_id))
         if idempotency_key is not None:
             idempotency_key = validate_idempotency_key(idempotency_key)  # before the recorder registers a live one
+        slot = self.slots.acquire(principal.key_id, organization_id)
+        try:
+            return await self._record_and_run(
+                principal, tool, args, arguments, session_id, connected_account_id, idempotency_key, source,
+                on_progress, slot if background else None,
+            )  # fmt: skip
+        finally:
+            if not slot.handed_off:
+                slot.release()
+
+    async def _record_and_run(
+        self,
+        principal: Principal,
+        tool: Tool,
+        args: Any,
+        arguments: dict[str, Any],
+        session_id: str | None,
+        connected_account_id: str | None,
+        idempotency_key: str | None,
+        source: str,
+        on_progress: ProgressCallback | None,
+        background: Slot | None,
+    ) -> InvocationResult:
+        organization_id = principal.organization_id
         recorder = ExecutionRecorder(
             sessions=self.db,
             live=self.live,
@@ -225,6 +207,7 @@ class Runtime(RuntimeRecords):
             on_progress=on_progress,
             committer=self.committer,
             now=self.clock.now,
+            record_max_bytes=self.timing.record_max_bytes,
         )
         if idempotency_key is not None:
             claim = IdempotencyClaim(
@@ -239,6 +222,8 @@ class Runtime(RuntimeRecords):
                 raise
             if earlier is not None:
                 recorder.close()
+                if background is not None:
+                    return InvocationResult(earlier, recorder.session_id, "running", None, None)
                 return await self.wait_for_result(principal, earlier)
         ctx = ToolContext(
             organization_id=organization_id,
@@ -249,7 +234,36 @@ class Runtime(RuntimeRecords):
             _emit=recorder.emit,
             connected_account_id=connected_account_id,
         )
-        return await self._run(tool, ctx, args, recorder, arguments)
+        if background is None:
+            return await self._run(tool, ctx, args, recorder, arguments)
+        try:
+            if idempotency_key is None:
+                await recorder.start()  # recorded now: the caller may look the execution up at once
+        except BaseException:
+            recorder.close()
+            raise
+        if self.background is None:
+            recorder.close()
+            raise RuntimeError("background executions need the running app (lifespan)")
+        background.handed_off = True
+        self.background.start_soon(self._run_in_background, tool, ctx, args, recorder, arguments, background)
+        return InvocationResult(recorder.execution_id, recorder.session_id, "running", None, None)
+
+    async def _run_in_background(
+        self,
+        tool: Tool,
+        ctx: ToolContext,
+        args: Any,
+        recorder: ExecutionRecorder,
+        arguments: dict[str, Any],
+        slot: Slot,
+    ) -> None:
+        try:
+            await self._run(tool, ctx, args, recorder, arguments)
+        except Exception:  # _run turns tool failures into failed executions; this is a recording failure
+            logger.exception("background execution %s could not be recorded", recorder.execution_id)
+        finally:
+            slot.release()
 
     async def _run(
         self, tool: Tool, ctx: ToolContext, args: Any, recorder: ExecutionRecorder, arguments: dict[str, Any]
@@ -267,7 +281,7 @@ class Runtime(RuntimeRecords):
                 tasks.cancel_scope.cancel()
         except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
             with anyio.CancelScope(shield=True), spans.child("capgate.record_write"):
-                await recorder.finish("interrupted", None, "Execution was cancelled")
+                await recorder.finish("interrupted", None, runtime_store.INTERRUPTED_BY_CANCEL)
             self.telemetry.tool_executed(tool.name, "interrupted")
             raise
         with spans.child("capgate.record_write"):

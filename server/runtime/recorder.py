@@ -26,6 +26,7 @@ from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter, Row, write
 from server.runtime.live import EventRecord, LiveExecution, LiveExecutions
 from server.runtime.models import Execution, RuntimeSession
+from server.runtime.storable import for_storage, text_for_storage, without_nul
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -61,8 +62,10 @@ class ExecutionRecorder:
         on_progress: ProgressCallback | None,
         committer: GroupCommitter,
         now: Callable[[], datetime] = utcnow,
+        record_max_bytes: int = 16_384,
     ) -> None:
         self._now = now
+        self.record_max_bytes = record_max_bytes
         self._sessions = sessions
         self._committer = committer
         self._live_registry = live
@@ -131,7 +134,7 @@ class ExecutionRecorder:
             "source": self.source,
             "connected_account_id": self.connected_account_id,
             "status": "running",
-            "input": self.arguments,
+            "input": for_storage(self.arguments, self.record_max_bytes),
             "output": None,
             "error": None,
             "worker_id": self.worker_id,
@@ -191,7 +194,7 @@ class ExecutionRecorder:
         return len(pending)
 
     def _event_rows(self, events: list[EventRecord]) -> list[Row]:
-        return runtime_store.event_rows(self.organization_id, self.execution_id, events)
+        return runtime_store.event_rows(self.organization_id, self.execution_id, events, self.record_max_bytes)
 
     def _written(self, count: int) -> None:
         """Called after the commit: only then are the events gone from the buffer."""
@@ -218,7 +221,9 @@ class ExecutionRecorder:
 
     async def finish(self, status: str, output: Any, error: str | None) -> None:
         finished_at = self._now()
-        final = {"status": status, "output": output, "error": error, "finished_at": finished_at}
+        error = text_for_storage(without_nul(error), self.record_max_bytes) if error is not None else None
+        stored_output = for_storage(output, self.record_max_bytes)
+        final = {"status": status, "output": stored_output, "error": error, "finished_at": finished_at}
         if status == "succeeded":
             self._event("completed", {"status": status, "result": output})
         else:

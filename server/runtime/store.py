@@ -24,8 +24,18 @@ from auth.keys import random_base62
 from server.runtime.group_commit import Row, write
 from server.runtime.live import EventRecord
 from server.runtime.models import Execution, ExecutionEvent, IdempotencyRecord, RuntimeSession, RuntimeWorker
+from server.runtime.storable import for_storage
 
 DEFAULT_SESSION_TITLE = "Agent Runtime Session"
+# What an `interrupted` execution says, also to a retry with its Idempotency-Key (README, "Runtime API").
+INTERRUPTED_BY_CRASH = (
+    "Execution was interrupted: its server process stopped. The tool may have done some or all of its work"
+    " before that; check its effects before running it again under a new Idempotency-Key"
+)
+INTERRUPTED_BY_CANCEL = (
+    "Execution was cancelled: its caller went away or the server shut down. The tool may have done some of"
+    " its work before that"
+)
 
 
 def new_id(prefix: str) -> str:
@@ -118,7 +128,10 @@ async def get_execution(session: AsyncSession, *, organization_id: str, executio
     return row
 
 
-def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRecord]) -> list[Row]:
+def event_rows(
+    organization_id: str, execution_id: str, events: Iterable[EventRecord], max_bytes: int | None = None
+) -> list[Row]:
+    """Rows for ``events``; with ``max_bytes``, each event's data as stored (``storable.for_storage``)."""
     table = table_of(ExecutionEvent)
     return [
         (
@@ -128,7 +141,7 @@ def event_rows(organization_id: str, execution_id: str, events: Iterable[EventRe
                 "seq": event.seq,
                 "organization_id": organization_id,
                 "type": event.type,
-                "data": event.data,
+                "data": event.data if max_bytes is None else for_storage(event.data, max_bytes),
                 "created_at": event.created_at,
             },
         )
@@ -247,7 +260,7 @@ async def interrupt_orphaned_executions(session: AsyncSession, *, stale_after: t
         or_(col(Execution.worker_id).is_(None), col(Execution.worker_id).not_in(alive)),
     )
     orphans = list((await session.execute(query)).scalars())
-    message = "Execution was interrupted: its server process stopped"
+    message = INTERRUPTED_BY_CRASH
     for execution in orphans:
         seq = await next_event_seq(session, execution_id=execution.id)
         result = await session.execute(

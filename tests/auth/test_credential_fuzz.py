@@ -47,17 +47,29 @@ class Fuzzed:
     def get(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, list[bytes]], bytes]:
         return self.portal.call(self._get, headers)
 
-    async def _get(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+    def request(
+        self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+        return self.portal.call(self._get, headers, method, path, query, body)
+
+    async def _get(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        method: str = "GET",
+        path: str = "/capabilities",
+        query: bytes = b"",
+        body: bytes = b"",
+    ) -> tuple[int, dict[bytes, list[bytes]], bytes]:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-            "path": "/capabilities", "raw_path": b"/capabilities", "query_string": b"", "root_path": "",
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
             "headers": [(b"host", b"capgate.test"), *headers], "client": ("127.0.0.1", 50000),
             "server": ("capgate.test", 80),
         }  # fmt: skip
         messages: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
             messages.append(message)
@@ -85,7 +97,7 @@ def fuzzed(settings: Settings) -> Iterator[Fuzzed]:
             factory = KeyFactory(sessions=state.sessions, hasher=state.hasher, verifier=state.verifier)
 
             async def make_key() -> str:
-                return await factory.key(await factory.organization(), scopes=["runtime"])
+                return await factory.key(await factory.organization(), scopes=["runtime", "keys:manage"])
 
             yield Fuzzed(portal, app, portal.call(make_key))
 
@@ -200,3 +212,59 @@ def test_bad_checksums_and_random_strings_never_run_argon2(fuzzed: Fuzzed) -> No
             assert status == 401
     assert fuzzed.state.verifier.stats.argon2_runs == runs_before
     assert fuzzed.state.verifier.stats.checksum_rejections >= 150
+
+
+# Issue 14 item 8: the classes of odd input that used to give 500s, drawn at random into every place they fit.
+odd_numbers = st.one_of(
+    st.sampled_from(["²", "٣", "１２", "0", "-1", "1e3", " 1", "9" * 26, "9" * 19, "\x00"]),
+    st.text(alphabet=st.characters(categories=["Nd", "No"]), min_size=1, max_size=30),
+    st.integers(min_value=0, max_value=10**30).map(str),
+)
+odd_texts = st.one_of(
+    st.sampled_from(["\x00", "a\x00b", "\ud800", "k\udfff", "\u202e", "\ufeff"]),
+    st.text(alphabet=st.characters(codec=None, exclude_categories=[]), max_size=20),
+)
+
+
+@st.composite
+def odd_json(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["deep", "surrogate", "text"]))
+    if kind == "deep":
+        depth = draw(st.integers(min_value=900, max_value=60_000))
+        return b'{"input": {"text": ' + b"[" * depth + b"]" * depth + b'}, "name": "n", "title": "t"}'
+    text = draw(odd_texts)
+    field = draw(st.sampled_from(["name", "title", "text", "content", "path"]))
+    document = {field: text, "input": {field: text, "path": "/a.md", "content": text}, "scopes": ["runtime"]}
+    encoded = json.dumps(document)  # escapes lone surrogates and NUL as \\uXXXX, the way clients send them
+    return encoded.encode()
+
+
+odd_requests = st.one_of(
+    st.tuples(st.just("GET"), st.sampled_from(["/api/runtime/sessions", "/api/audit"]),
+              st.sampled_from(["limit", "before"]), odd_numbers, st.just(b"")),
+    st.tuples(st.just("POST"), st.sampled_from([
+        "/api/runtime/tools/example_echo", "/api/runtime/tools/memory_write", "/api/runtime/sessions", "/api/keys",
+    ]), st.just(""), st.just(""), odd_json()),
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(drawn=odd_requests, last_event_id=odd_numbers)
+def test_fuzzed_odd_input_gets_a_catalogue_answer_never_a_500_or_sql(
+    fuzzed: Fuzzed, drawn: tuple[str, str, str, str, bytes], last_event_id: str
+) -> None:
+    method, path, name, value, body = drawn
+    from urllib.parse import quote
+
+    query = f"{name}={quote(value)}".encode() if name else b""
+    headers = [
+        (b"x-api-key", fuzzed.key.encode()),
+        (b"content-type", b"application/json"),
+        (b"last-event-id", last_event_id.encode("utf-8")),
+    ]
+    status, _headers, answer = fuzzed.request(method, path, query, headers, body)
+    assert status < 500, answer[:300]
+    assert b"SELECT" not in answer and b"INSERT" not in answer and b"[SQL" not in answer
+    if status >= 400:
+        assert set(json.loads(answer)) <= {"error", "code", "details"}
+    event(f"{method} {path} {status}")

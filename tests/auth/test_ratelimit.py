@@ -30,7 +30,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         yield {}
         return
     prefix = f"capgate-test-{secrets.token_hex(6)}"
-    yield {"redis_url": REDIS_URL, "redis_key_prefix": prefix}
+    # Generous timeout: a loaded test machine must not switch to the outage fallback (tested elsewhere).
+    yield {"redis_url": REDIS_URL, "redis_key_prefix": prefix, "redis_timeout_seconds": 2.0}
 
     async def cleanup() -> None:
         client = redis.asyncio.Redis.from_url(REDIS_URL)

@@ -21,7 +21,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def shared_settings(tmp_path: Path, sqlite_url: str) -> Iterator[Settings]:
     prefix = f"capgate-test-{secrets.token_hex(6)}"
     asyncio.run(migrate(sqlite_url))
-    yield make_settings(tmp_path, sqlite_url, redis_url=REDIS_URL, redis_key_prefix=prefix)
+    # A generous Redis timeout: on a loaded test machine 300 concurrent calls may take longer than the default
+    # 50 ms, which would (correctly) switch each instance to its in-process fallback and break the sharing tested here.
+    yield make_settings(tmp_path, sqlite_url, redis_url=REDIS_URL, redis_key_prefix=prefix, redis_timeout_seconds=2.0)
 
     async def cleanup() -> None:
         client = redis.asyncio.Redis.from_url(REDIS_URL)

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from auth.streams import StreamRegistry, TooManyStreams, is_event_stream_request, run_tracked
+from auth.streams import StreamRegistry, TooManyStreams, is_event_stream_response, run_tracked
 
 
 def sse_get() -> Scope:
@@ -37,16 +37,56 @@ async def run(registry: StreamRegistry, app: Any, *, jsonrpc: bool, key_id: str 
 
     request = registry.open(key_id, is_stream=True)
     try:
-        await run_tracked(app, sse_get(), receive, send, request, jsonrpc=jsonrpc)
+        await run_tracked(app, sse_get(), receive, send, request, jsonrpc=jsonrpc, registry=registry)
     finally:
         registry.close(request)
     return sent
 
 
-def test_only_gets_asking_for_event_streams_count_as_streams() -> None:
-    assert is_event_stream_request(sse_get())
-    assert not is_event_stream_request({**sse_get(), "method": "POST"})
-    assert not is_event_stream_request({**sse_get(), "headers": [(b"accept", b"application/json")]})
+def test_responses_count_as_streams_by_their_content_type() -> None:
+    def start(content_type: bytes) -> Message:
+        return {"type": "http.response.start", "status": 200, "headers": [(b"Content-Type", content_type)]}
+
+    assert is_event_stream_response(start(b"text/event-stream; charset=utf-8"))
+    assert is_event_stream_response(start(b"TEXT/EVENT-STREAM"))
+    assert not is_event_stream_response(start(b"application/json"))
+
+
+async def test_stream_cap_bypass_without_accept_header_is_refused() -> None:
+    """Attack (issue 14 item 2): requests that never say Accept: text/event-stream but get a stream anyway."""
+    registry = StreamRegistry(max_streams_per_key=2)
+    plain_get: Scope = {"type": "http", "method": "GET", "path": "/mcp", "headers": [(b"accept", b"*/*")]}
+    results: list[list[Message]] = []
+
+    async def request() -> None:
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        tracked = registry.open("k")
+        try:
+            await run_tracked(endless_sse, plain_get, receive, send, tracked, jsonrpc=True, registry=registry)
+        finally:
+            registry.close(tracked)
+        results.append(sent)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(2):
+            tasks.start_soon(request)
+        with anyio.fail_after(2):
+            while registry.open_streams("k") < 2:
+                await anyio.sleep(0.01)
+        with anyio.fail_after(2):
+            await request()
+        refused = results[0]
+        assert refused[0]["status"] == 429
+        assert json.loads(refused[1]["body"])["error"]["data"]["code"] == "too_many_streams"
+        assert registry.open_streams("k") == 2
+        tasks.cancel_scope.cancel()
 
 
 async def test_a_key_at_its_stream_limit_gets_429_for_the_next() -> None:

@@ -2,10 +2,13 @@
 
 import asyncio
 from collections.abc import Iterator
+from urllib.parse import quote
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -50,3 +53,32 @@ def test_api_conforms_to_its_openapi_document(fuzz_server: tuple[ServerProcess, 
             case.call_and_validate(base_url=process.base_url, headers={"x-api-key": key}, checks=CHECKS, timeout=30)
 
         conforms()
+
+
+# Issue 14 item 8 over real HTTP: the odd-input classes in query strings, headers and bodies of every operation.
+odd_values = st.one_of(
+    st.sampled_from(["²", "٣", "１２", "9" * 26, "-1", "\x00", "\ud800"]),
+    st.text(alphabet=st.characters(categories=["Nd", "No"]), min_size=1, max_size=20),
+)
+
+
+def test_odd_input_classes_get_no_5xx_and_no_sql(fuzz_server: tuple[ServerProcess, str]) -> None:
+    process, key = fuzz_server
+    schema = httpx.get(f"{process.base_url}/openapi.json").json()
+    gets = [path for path, item in schema["paths"].items() if "get" in item and "{" not in path]
+
+    @given(path=st.sampled_from(gets), name=st.sampled_from(["limit", "before", "cursor"]), value=odd_values)
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def no_server_error(path: str, name: str, value: str) -> None:
+        query = f"{name}={quote(value, errors='surrogatepass')}"
+        response = httpx.get(f"{process.base_url}{path}?{query}", headers={"x-api-key": key}, timeout=30)
+        assert response.status_code < 500, response.text
+        assert "[SQL" not in response.text
+
+    no_server_error()
+    depth = 200_000
+    deep = b'{"input": {"text": ' + b"[" * depth + b"]" * depth + b"}}"
+    for body in (deep, b'{"input": {"text": "\\ud800"}}', b'{"title": "a\\u0000b"}'):
+        for path in ("/api/runtime/tools/example_echo", "/api/runtime/sessions"):
+            response = httpx.post(f"{process.base_url}{path}", content=body, headers={"x-api-key": key}, timeout=30)
+            assert response.status_code == 400, response.text

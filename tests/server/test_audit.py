@@ -166,3 +166,22 @@ async def test_no_audit_row_log_line_or_error_body_contains_a_secret(
         assert needle not in audit_text
         assert needle not in logs
         assert all(needle not in body for body in bodies)
+
+
+async def test_anonymous_flood_writes_a_bounded_number_of_auth_failed_rows(clocked: Any) -> None:
+    """Attack (issue 14, info): anonymous traffic could write ~1.4 M auth.failed rows a day (1,000 a minute)."""
+    application, client, clock = clocked
+    state = application.state.capgate
+    for _ in range(200):  # unknown but well-formed key ids: one bucket each, before the cap
+        forged = format_key("live", random_base62(12), random_base62(32))
+        assert (await client.get("/capabilities", headers={"x-api-key": forged})).status_code == 401
+    for index in range(100):  # garbage from 100 addresses: anonymous, one bucket per source before the cap
+        transport = httpx.ASGITransport(app=application, client=(f"10.0.{index // 250}.{index % 250}", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://capgate.test") as other:
+            assert (await other.get("/capabilities", headers={"x-api-key": "garbage"})).status_code == 401
+    clock.advance(60)
+    await UsageFlusher(state).flush()
+    async with state.sessions() as session:
+        rows = (await session.execute(select(AuditEvent).where(AuditEvent.action == "auth.failed"))).scalars().all()
+    assert len(rows) <= 50 + 10 + 2  # key ids, anonymous sources, one overflow row per reason
+    assert sum(row.details["count"] for row in rows) == 300  # nothing goes uncounted

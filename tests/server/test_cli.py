@@ -145,3 +145,13 @@ def test_orgs_update_writes_an_audit_event(run) -> None:  # type: ignore[no-unty
         ("organization.updated", "cli", {"fields": ["daily_quota"]})
     ]
     assert events[0]["createdAt"].endswith("Z")
+
+
+def test_db_purge_and_usage_commands(run) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 item 6: the operator can purge now and see what each organization stores."""
+    run("orgs", "create", "acme")
+    purged = json.loads(run("db", "purge", "--json").output)
+    assert set(purged) == {"executions", "events", "idempotency_records", "audit_events"}
+    assert "Deleted" in run("db", "purge").output
+    usage = json.loads(run("db", "usage", "--json").output)
+    assert isinstance(usage, list)
