@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -36,9 +37,10 @@ async def list_audit_events(
     limit: int = 100,
     action: str | None = None,
     key_id: str | None = None,
+    key_ids: Collection[str] | None = None,
     before_id: int | None = None,
 ) -> list[AuditEvent]:
-    """Newest first; ``before_id`` pages back through older events."""
+    """Newest first; ``before_id`` pages back through older events; ``key_ids`` keeps events of those keys only."""
     query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     if organization_id is not None:
         query = query.where(col(AuditEvent.organization_id) == organization_id)
@@ -46,6 +48,8 @@ async def list_audit_events(
         query = query.where(col(AuditEvent.action) == action)
     if key_id is not None:
         query = query.where(col(AuditEvent.key_id) == key_id)
+    if key_ids is not None:
+        query = query.where(col(AuditEvent.key_id).in_(list(key_ids)))
     if before_id is not None:
         query = query.where(col(AuditEvent.id) < before_id)
     return list((await session.execute(query)).scalars())

@@ -16,10 +16,11 @@ from auth.changes import publish_change
 from auth.dbtypes import database_now, iso
 from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
+from auth.key_fields import clean_allowed_tools, clean_name, flush_named
 from auth.keys import generate_key
 from auth.models import ApiKey, Organization
 from auth.scopes import clean_scopes
-from auth.store import CreatedKey, clean_allowed_tools, clean_name, flush_named
+from auth.store import CreatedKey
 
 MAX_KEY_LIFETIME = timedelta(days=365)
 UNSET: Any = object()

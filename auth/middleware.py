@@ -47,6 +47,7 @@ class AuthMiddleware:
         verifier: KeyVerifier,
         streams: StreamRegistry,
         public_paths: Collection[str],
+        public_prefixes: tuple[str, ...] = (),
         speaks_jsonrpc: Callable[[str], bool],
         on_failure: FailureHook | None = None,
         on_success: SuccessHook | None = None,
@@ -57,10 +58,15 @@ class AuthMiddleware:
         self.verifier = verifier
         self.streams = streams
         self.public_paths = frozenset(public_paths)
+        # Apps under these prefixes authenticate on their own (the admin console's session cookie).
+        self.public_prefixes = public_prefixes
         self.speaks_jsonrpc = speaks_jsonrpc
 
+    def _is_public(self, path: str) -> bool:
+        return path in self.public_paths or path.startswith(self.public_prefixes)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"] in self.public_paths):
+        if scope["type"] == "lifespan" or (scope["type"] == "http" and self._is_public(scope["path"])):
             await self.app(scope, receive, send)
             return
         if scope["type"] != "http":  # capgate serves no websockets: refuse rather than pass unauthenticated

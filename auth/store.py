@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio.to_thread
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -19,23 +18,13 @@ from auth.dbtypes import database_now, utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.hashing import SecretHasher
 from auth.key_cap import check_active_key_cap
+from auth.key_fields import clean_allowed_tools, clean_name, flush_named
 from auth.keys import Mode, generate_key, random_base62
-from auth.models import ACTIVE_NAME_INDEX, ApiKey, Organization, User
+from auth.models import ApiKey, Organization, User
 from auth.scopes import clean_scopes
 
 ROLES = ("owner", "admin", "member")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MAX_NAME_LENGTH = 200
-MAX_ALLOWED_TOOL_PATTERNS = 100
-
-
-def clean_name(name: str, what: str) -> str:
-    cleaned = name.strip()
-    if not cleaned:
-        raise InvalidRequest(f"{what} name must not be empty")
-    if len(cleaned) > MAX_NAME_LENGTH or any(ord(ch) < 32 for ch in cleaned):
-        raise InvalidRequest(f"{what} name must be at most {MAX_NAME_LENGTH} printable characters")
-    return cleaned
 
 
 async def create_organization(session: AsyncSession, *, name: str, mode: Mode = "live") -> Organization:
@@ -138,30 +127,6 @@ class CreatedKey:
         return f"CreatedKey(key_id={self.record.id!r})"
 
 
-def clean_allowed_tools(patterns: Sequence[str] | None) -> list[str] | None:
-    if patterns is None:
-        return None
-    cleaned = [pattern.strip() for pattern in patterns]
-    if len(cleaned) > MAX_ALLOWED_TOOL_PATTERNS:
-        raise InvalidRequest(f"At most {MAX_ALLOWED_TOOL_PATTERNS} allowed tool patterns")
-    for pattern in cleaned:
-        if not pattern or len(pattern) > 200 or not re.fullmatch(r"[A-Za-z0-9_.*?\-\[\]!]+", pattern):
-            raise InvalidRequest(f"Invalid allowed tool pattern: {pattern!r}")
-    return cleaned
-
-
-async def flush_named(session: AsyncSession, name: str) -> None:
-    """Flushes a key's name; the database's one-active-key-per-name index turns a duplicate that
-    slipped past the check (two requests at once) into the same 409."""
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        message = str(exc.orig)
-        if ACTIVE_NAME_INDEX in message or "api_keys.organization_id, api_keys.name" in message:
-            raise Conflict(f"An active key named {name!r} already exists", code="duplicate_name") from None
-        raise
-
-
 async def create_api_key(
     session: AsyncSession,
     *,
@@ -232,6 +197,39 @@ async def list_api_keys(
     if not include_revoked:
         query = query.where(col(ApiKey.revoked_at).is_(None))
     return list((await session.execute(query)).scalars())
+
+
+async def page_api_keys(
+    session: AsyncSession,
+    *,
+    organization_id: str,
+    created_by: str | None = None,
+    search: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[ApiKey], int]:
+    """One page of an organization's keys, newest first, and how many match in all.
+
+    ``search`` matches the name or the displayed prefix, case-insensitively.
+    """
+    conditions: list[ColumnElement[bool]] = [col(ApiKey.organization_id) == organization_id]
+    if created_by is not None:
+        conditions.append(col(ApiKey.created_by) == created_by)
+    if search:
+        pattern = "%" + search.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        conditions.append(
+            func.lower(col(ApiKey.name)).like(pattern, escape="\\")
+            | func.lower(col(ApiKey.display_prefix)).like(pattern, escape="\\")
+        )
+    total: int | None = await session.scalar(select(func.count()).select_from(ApiKey).where(*conditions))
+    query = (
+        select(ApiKey)
+        .where(*conditions)
+        .order_by(col(ApiKey.created_at).desc(), col(ApiKey.id))
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars()), int(total or 0)
 
 
 async def revoke_api_key(

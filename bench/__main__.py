@@ -10,7 +10,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("capabilities", "verification", "ratelimit", "runtime_invoke", "mcp_calls", "integrations", "replicas")
+BENCHMARKS = (
+    "capabilities",
+    "verification",
+    "ratelimit",
+    "runtime_invoke",
+    "mcp_calls",
+    "integrations",
+    "admin_console",
+    "replicas",
+)
 
 
 def main(args: list[str]) -> None:

@@ -16,6 +16,8 @@ from auth.errors import CapgateError
 from auth.middleware import AuthMiddleware
 from auth.ratelimit import RateLimitMiddleware
 from auth.records import KeyRecord
+from server.admin.app import PREFIX as ADMIN_PREFIX
+from server.admin.app import admin_mount
 from server.body_deadline import BodyDeadlineMiddleware
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.endpoint import McpEndpoint
@@ -69,7 +71,7 @@ def create_app(
     def on_success(_scope: Scope, record: KeyRecord) -> None:
         state.last_used.touch(record.key_id, state.now())
 
-    routes = api_routes(mcp_endpoint)
+    routes = [*api_routes(mcp_endpoint), admin_mount(state)]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -142,7 +144,8 @@ def create_app(
                 AuthMiddleware,
                 verifier=state.verifier,
                 streams=state.streams,
-                public_paths=public_paths(routes),
+                public_paths=[*public_paths(routes), ADMIN_PREFIX],
+                public_prefixes=(ADMIN_PREFIX + "/",),  # the console signs its users in itself
                 speaks_jsonrpc=speaks_jsonrpc,
                 on_failure=on_failure,
                 on_success=on_success,

@@ -253,6 +253,9 @@ class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings):
         default=4, ge=1, description="sign-ins one source address may have waiting (they run one at a time)"
     )
     login_max_pending: int = Field(default=64, ge=1, description="sign-ins waiting or running in all; beyond: 429")
+    admin_session_seconds: float = Field(
+        default=28_800.0, gt=0, description="how long an admin console sign-in lasts before the user signs in again"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -53,6 +53,12 @@ class IntegrationSettings(BaseModel):
         description="data key(s) sealing connected-account credentials: base64 of 32 bytes, or `id:base64` entries"
         " separated by commas (first = current); default: generated once into data_dir/secret-keys",
     )
+    integration_allowed_urls: list[str] = Field(
+        default_factory=list,
+        description="upstream destinations an integration set up over HTTP may use although they are not public:"
+        " host or URL patterns (`127.0.0.1:*`, `*.corp.example`, `http://10.0.0.5:3001`) or networks (`10.0.0.0/8`);"
+        " default: none (loopback, private, link-local, unspecified and capgate's own address are refused)",
+    )
     integration_cache_seconds: float = Field(
         default=2.0, ge=0, description="how long an organization's integrations and accounts are cached per process"
     )

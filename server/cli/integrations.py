@@ -82,6 +82,7 @@ def integrations_add(
             credential_template=template,
             credential_env=env,
             timeout_seconds=timeout,
+            url_from_operator=True,
             actor=CLI_ACTOR,
         )
         return integration_row(row, 0)

@@ -45,6 +45,7 @@ def target_of(integration: Integration, account: ConnectedAccount, vault: Vault)
         credential_template=integration.credential_template,
         credential_env=integration.credential_env,
         timeout_seconds=integration.timeout_seconds,
+        url_from_operator=integration.url_from_operator,
         version=f"{integration.updated_at.isoformat()}|{account.key_id}|{len(account.sealed_credential)}"
         f"|{hash(account.sealed_credential)}",
         credential=account_store.open_credential(vault, account),
@@ -86,15 +87,45 @@ class IntegrationCatalog:
         self._pending: set[str] = set()
 
     async def run(self) -> None:
-        """Background refreshes of upstream listings, one at a time (the lifespan runs this)."""
+        """Background refreshes of upstream listings, one at a time, and the closing of connections whose
+        account went away (the lifespan runs this)."""
         send, receive = anyio.create_memory_object_stream[tuple[str, str]](1000)
         self._refresh_send = send
         try:
-            async with send, receive:
+            async with send, receive, anyio.create_task_group() as tasks:
+                tasks.start_soon(self._close_removed_every, max(self._ttl, 0.5))
                 await self._refresh_each(receive)
+                tasks.cancel_scope.cancel()
         finally:
             self._refresh_send = None
             self._pending.clear()
+
+    async def _close_removed_every(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self.close_removed()
+            except Exception:  # a database hiccup must not end the loop
+                logger.exception("closing connections of removed accounts failed")
+
+    async def close_removed(self) -> None:
+        """Accounts removed or disabled elsewhere (the CLI, another replica) lose their open connection and
+        stdio process now, not when idle: a deletion leaves no row for the change feed to see."""
+        open_ids = self.pool.account_ids()
+        if not open_ids:
+            return
+        async with self._sessions() as session:
+            kept = set(
+                (
+                    await session.execute(
+                        select(col(ConnectedAccount.id)).where(
+                            col(ConnectedAccount.id).in_(open_ids), col(ConnectedAccount.status) != "disabled"
+                        )
+                    )
+                ).scalars()
+            )
+        for account_id in open_ids - kept:
+            self.pool.forget(account_id)
 
     async def _refresh_each(self, receive: MemoryObjectReceiveStream[tuple[str, str]]) -> None:
         async for organization_id, account_id in receive:

@@ -26,6 +26,9 @@ class Integration(SQLModel, table=True):
     credential_template: str = Field(default="Bearer {secret}", max_length=200)
     credential_env: str | None = Field(default=None, max_length=200, description="env var of a stdio upstream")
     timeout_seconds: float = Field(default=60.0)
+    url_from_operator: bool = Field(
+        default=False, description="the URL was set by the operator (CLI), so the destination rules do not apply"
+    )
     created_by: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

@@ -16,6 +16,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from server.integrations.breaker import CircuitBreaker
+from server.integrations.destinations import DestinationRules
 from server.integrations.upstream import (
     TRANSPORT_ERRORS,
     LogFn,
@@ -55,8 +56,10 @@ class UpstreamPool:
         backoff_seconds: float,
         on_health: HealthFn,
         on_tools_changed: Callable[[str, str], None],
+        destinations: DestinationRules | None,
     ) -> None:
         self.breaker = breaker
+        self.destinations = destinations
         self.idle_seconds = idle_seconds
         self.max_stdio = max_stdio
         self.backoff_seconds = backoff_seconds
@@ -108,6 +111,9 @@ class UpstreamPool:
         self.breaker.forget(account_id)
         self._last_error.pop(account_id, None)
 
+    def account_ids(self) -> set[str]:
+        return set(self._sessions)
+
     def open_sessions(self) -> int:
         return sum(1 for session in self._sessions.values() if not session.broken)
 
@@ -126,7 +132,9 @@ class UpstreamPool:
             if self._tasks is None:
                 raise UpstreamUnavailable("Upstream connections are not running (server shutting down)")
             session = UpstreamSession(
-                target, on_tools_changed=lambda: self._on_tools_changed(target.organization_id, target.account_id)
+                target,
+                on_tools_changed=lambda: self._on_tools_changed(target.organization_id, target.account_id),
+                destinations=self.destinations,
             )
             await self._tasks.start(session.serve)
             if session.client is None:
@@ -243,6 +251,7 @@ async def probe_tools(target: UpstreamTarget) -> list[types.Tool]:
         backoff_seconds=0.0,
         on_health=ignore_health,
         on_tools_changed=lambda _organization_id, _account_id: None,
+        destinations=None,  # the CLI is the operator: it may connect anywhere
     )
     async with pool.running():
         return await pool.list_tools(target)

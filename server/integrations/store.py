@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -78,6 +78,7 @@ async def create_integration(
     credential_template: str = "Bearer {secret}",
     credential_env: str | None = None,
     timeout_seconds: float = 60.0,
+    url_from_operator: bool = False,
     actor: str,
 ) -> Integration:
     clean_integration_id(integration_id)
@@ -104,6 +105,7 @@ async def create_integration(
         credential_template=credential_template,
         credential_env=credential_env if transport == "stdio" else None,
         timeout_seconds=timeout_seconds,
+        url_from_operator=url_from_operator,
         created_by=actor,
     )
     session.add(row)
@@ -130,6 +132,33 @@ async def list_integrations(session: AsyncSession, *, organization_id: str) -> l
     return list((await session.execute(query)).scalars())
 
 
+# Fields that decide where and how a connected account's credential is sent, by their wire names.
+CREDENTIAL_ROUTE = {"url": "url", "credential_header": "credentialHeader", "credential_template": "credentialTemplate"}
+
+
+async def refuse_moving_credentials(session: AsyncSession, row: Integration, changes: dict[str, Any]) -> None:
+    """Credentials stored for one destination are never sent to another: whoever changes where they go
+    would receive them, although no API ever returns a credential. Accounts are connected again instead."""
+    moved = [
+        CREDENTIAL_ROUTE[name] for name in changes if name in CREDENTIAL_ROUTE and changes[name] != getattr(row, name)
+    ]
+    if not moved:
+        return
+    connected = await session.scalar(
+        select(func.count())
+        .select_from(ConnectedAccount)
+        .where(
+            col(ConnectedAccount.organization_id) == row.organization_id,
+            col(ConnectedAccount.integration_id) == row.id,
+        )
+    )
+    if connected:
+        reason = (
+            f"would send the credentials of {connected} connected account(s) elsewhere; remove them and connect again"
+        )
+        raise Conflict(f"Cannot change {', '.join(moved)} of {row.id}: {reason}", details=dict.fromkeys(moved, reason))
+
+
 async def update_integration(
     session: AsyncSession, *, organization_id: str, integration_id: str, changes: dict[str, Any], actor: str
 ) -> Integration:
@@ -142,10 +171,13 @@ async def update_integration(
         "credential_env": row.credential_env,
     } | {name: value for name, value in changes.items() if name != "title" and name != "timeout_seconds"}
     clean_connection(row.transport, **merged)
+    await refuse_moving_credentials(session, row, changes)
     if "timeout_seconds" in changes and not 0 < changes["timeout_seconds"] <= 3600:
         raise invalid("timeoutSeconds", "more than 0, at most 3600")
     for name, value in changes.items():
         setattr(row, name, value)
+    if "url" in changes:
+        row.url_from_operator = False  # only the CLI vouches for a URL, and it changes none
     row.updated_at = utcnow()
     record_audit(
         session,

@@ -8,6 +8,7 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from itertools import count
 from typing import Any, Literal
 
 import anyio
@@ -17,6 +18,9 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from server.integrations.destinations import DestinationRefused, DestinationRules, guarded_transport
 
 logger = logging.getLogger(__name__)
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
@@ -57,6 +61,7 @@ class UpstreamTarget:
     credential_template: str
     credential_env: str | None
     timeout_seconds: float
+    url_from_operator: bool
     version: str
     """Changes whenever the integration or the account changes: an open connection of another version is closed."""
     credential: str = field(repr=False)
@@ -68,9 +73,12 @@ class UpstreamTarget:
     def describe(self) -> str:
         return f"{self.integration_id} ({self.account_id})"
 
-    async def connect(self, stack: AsyncExitStack, on_status: Callable[[int], None]) -> Any:
+    async def connect(
+        self, stack: AsyncExitStack, on_status: Callable[[int], None], destinations: DestinationRules | None
+    ) -> Any:
         """The SDK client's server argument; resources it needs are closed with ``stack``. ``on_status``
-        hears HTTP error statuses, which the SDK reports only as "Server returned an error response"."""
+        hears HTTP error statuses, which the SDK reports only as "Server returned an error response".
+        A URL set over HTTP connects only where ``destinations`` allow; the operator's (CLI) anywhere."""
         if self.transport == "stdio":
             env = {self.credential_env: self.credential} if self.credential_env else {}
             return StdioServerParameters(command=self.command[0], args=list(self.command[1:]), env=env)
@@ -84,7 +92,16 @@ class UpstreamTarget:
                 on_status(response.status_code)
 
         hooks = {"response": [hear]}
-        http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks=hooks))
+        guarded = destinations is not None and not self.url_from_operator
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(
+                headers=headers,
+                timeout=timeout,
+                event_hooks=hooks,
+                follow_redirects=False,
+                transport=guarded_transport(destinations) if guarded and destinations else None,
+            )
+        )
         return streamable_http_client(self.url or "", http_client=http)
 
 
@@ -92,7 +109,9 @@ def upstream_message(error: BaseException, target: UpstreamTarget, status: int |
     """A failure as the caller reads it: what went wrong, never a stack trace or a credential."""
     if isinstance(error, UpstreamHTTPStatus):
         status = error.status
-    if status is not None and not isinstance(error, TimeoutError):
+    if isinstance(error, DestinationRefused):
+        text = f"refused: {error}"
+    elif status is not None and not isinstance(error, TimeoutError):
         rejected = " (the upstream rejected the credential)" if status in (401, 403) else ""
         text = f"HTTP {status}{rejected}"
     elif isinstance(error, TimeoutError):
@@ -113,8 +132,11 @@ def upstream_message(error: BaseException, target: UpstreamTarget, status: int |
 class UpstreamSession:
     """One SDK client session to one account, held open by its own task until closed or idle."""
 
-    def __init__(self, target: UpstreamTarget, *, on_tools_changed: Callable[[], None]) -> None:
+    def __init__(
+        self, target: UpstreamTarget, *, on_tools_changed: Callable[[], None], destinations: DestinationRules | None
+    ) -> None:
         self.target = target
+        self.destinations = destinations
         self.client: Client | None = None
         self.in_flight = 0
         self.last_used = anyio.current_time()
@@ -139,7 +161,7 @@ class UpstreamSession:
             with connecting:
                 async with AsyncExitStack() as stack:
                     client = Client(
-                        await self.target.connect(stack, self._heard_status),
+                        await self.target.connect(stack, self._heard_status, self.destinations),
                         mode="auto",
                         read_timeout_seconds=self.target.timeout_seconds,
                         message_handler=on_message,
@@ -152,7 +174,10 @@ class UpstreamSession:
                     self.client = client
                     started = True
                     task_status.started()
-                    await self._close.wait()
+                    async with anyio.create_task_group() as background:
+                        background.start_soon(self._hear_tool_changes, client)
+                        await self._close.wait()
+                        background.cancel_scope.cancel()
             if connecting.cancelled_caught:
                 self.error = TimeoutError()
         except Exception as error:  # the upstream's failure, reported to the calls that wait for it
@@ -163,6 +188,28 @@ class UpstreamSession:
             self.broken = True
             if not started:
                 task_status.started()
+
+    async def _hear_tool_changes(self, client: Client) -> None:
+        """A 2026-07-28 upstream announces tool changes only on a ``subscriptions/listen`` stream (a legacy
+        one on its session, see ``on_message``). The stream is re-opened after it ends, with backoff; there
+        is no replay, so each re-opened stream refetches the listing."""
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return
+        delay = 0.0
+        for attempt in count():
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    if not subscription.honored.tools_list_changed:
+                        return
+                    delay = 0.0
+                    if attempt:
+                        self._on_tools_changed()
+                    async for _ in subscription:
+                        self._on_tools_changed()
+            except Exception as error:  # the listen stream's failure; calls on the session report their own
+                logger.info("tool changes of %s not heard: %s", self.target.describe(), type(error).__name__)
+            delay = min(max(delay * 2, 1.0), 60.0)
+            await anyio.sleep(delay)
 
     def _heard_status(self, status: int) -> None:
         self.http_status = status

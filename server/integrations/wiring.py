@@ -12,6 +12,7 @@ from sqlmodel import col
 from auth.watcher import ChangeFeed
 from server.integrations.breaker import CircuitBreaker
 from server.integrations.catalog import IntegrationCatalog
+from server.integrations.destinations import DestinationRules
 from server.integrations.models import ConnectedAccount, Integration
 from server.integrations.pool import UpstreamPool
 from server.integrations.vault import load_vault
@@ -48,6 +49,9 @@ def build_catalog(
         backoff_seconds=settings.upstream_backoff_seconds,
         on_health=on_health,
         on_tools_changed=on_tools_changed,
+        destinations=DestinationRules(
+            settings.integration_allowed_urls, own_base_url=settings.resolved_public_base_url
+        ),
     )
     catalog = IntegrationCatalog(
         sessions,

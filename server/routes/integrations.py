@@ -10,9 +10,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from auth.grants import NotGrantable
-from auth.scopes import INTEGRATIONS_MANAGE
-from server.integrations import accounts, store
-from server.integrations.pool import UpstreamUnavailable
+from auth.scopes import INTEGRATIONS_MANAGE, RUNTIME, grants, is_read_only
+from server.integrations import accounts, actions, store
 from server.routes.bodies import read_model
 from server.routes.integration_wire import (
     AccountCreateBody,
@@ -36,12 +35,6 @@ async def _read(request: Request, model: type[M]) -> M:
     return await read_model(request, model, app_state(request).settings.max_request_body_bytes)
 
 
-async def _changed(state: AppState, organization_id: str, account_id: str | None = None) -> None:
-    if account_id is not None:
-        state.integrations.pool.forget(account_id)
-    await state.integrations.changed(organization_id)
-
-
 async def list_integrations(request: Request) -> JSONResponse:
     async with app_state(request).sessions() as session:
         rows = await store.list_integrations(session, organization_id=request.user.organization_id)
@@ -54,9 +47,28 @@ def refuse_commands(transport: str | None, command: list[str] | None) -> None:
         raise NotGrantable("stdio integrations run a command on the server; add them with the capgate CLI")
 
 
+def check_adds_no_tools_beyond_own(request: Request) -> None:
+    """Integrations, accounts and credentials decide which tools the organization has: only a key that may
+    itself use every tool (scope runtime, no allowedTools) may change them, so none adds a tool it could
+    not use or grant on."""
+    scopes = request.user.key_scopes
+    if not grants(scopes, RUNTIME) or is_read_only(scopes) or request.user.allowed_tools is not None:
+        raise NotGrantable(
+            "Adding or changing integrations and accounts needs a key with scope runtime and no allowedTools"
+            " limit (it adds tools to the organization)"
+        )
+
+
+async def check_destination(state: AppState, url: str | None) -> None:
+    if url is not None and state.integrations.pool.destinations is not None:
+        await state.integrations.pool.destinations.check_url(url)
+
+
 async def create_integration(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, IntegrationCreateBody)
     refuse_commands(body.transport, body.command)
+    check_adds_no_tools_beyond_own(request)
+    await check_destination(state, body.url)
     async with state.sessions.begin() as session:
         row = await store.create_integration(
             session,
@@ -72,7 +84,7 @@ async def create_integration(request: Request) -> JSONResponse:
             timeout_seconds=body.timeout_seconds,
             actor=_actor(request),
         )
-    await _changed(state, request.user.organization_id)
+    await actions.account_changed(state, request.user.organization_id)
     return JSONResponse(integration_public(row), status_code=201)
 
 
@@ -87,6 +99,8 @@ async def get_integration(request: Request) -> JSONResponse:
 async def update_integration(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, IntegrationUpdateBody)
     refuse_commands(None, body.command)
+    check_adds_no_tools_beyond_own(request)
+    await check_destination(state, body.url)
     async with state.sessions.begin() as session:
         row = await store.update_integration(
             session,
@@ -95,7 +109,7 @@ async def update_integration(request: Request) -> JSONResponse:
             changes=body.model_dump(exclude_unset=True),
             actor=_actor(request),
         )
-    await _changed(state, request.user.organization_id)
+    await actions.account_changed(state, request.user.organization_id)
     return JSONResponse(integration_public(row))
 
 
@@ -113,7 +127,7 @@ async def delete_integration(request: Request) -> Response:
         )
     for account in gone:
         state.integrations.pool.forget(account.id)
-    await _changed(state, request.user.organization_id)
+    await actions.account_changed(state, request.user.organization_id)
     return Response(status_code=204)
 
 
@@ -129,24 +143,15 @@ async def list_accounts(request: Request) -> JSONResponse:
 
 async def connect_account(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, AccountCreateBody)
-    async with state.sessions.begin() as session:
-        row = await accounts.connect_account(
-            session,
-            organization_id=request.user.organization_id,
-            integration_id=body.integration_id,
-            label=body.label,
-            credential=body.credential,
-            vault=state.integrations.vault,
-            actor=_actor(request),
-        )
-    account_id = row.id
-    try:  # list its tools now, so the next capabilities listing has them
-        await state.integrations.refresh(request.user.organization_id, account_id)
-    except UpstreamUnavailable:
-        state.integrations.schedule_refresh(request.user.organization_id, account_id)
-    await _changed(state, request.user.organization_id)
-    async with state.sessions() as session:
-        row = await accounts.get_account(session, organization_id=request.user.organization_id, account_id=account_id)
+    check_adds_no_tools_beyond_own(request)
+    row = await actions.connect(
+        state,
+        organization_id=request.user.organization_id,
+        integration_id=body.integration_id,
+        label=body.label,
+        credential=body.credential,
+        actor=_actor(request),
+    )
     return JSONResponse(account_public(row), status_code=201)
 
 
@@ -160,20 +165,16 @@ async def get_account(request: Request) -> JSONResponse:
 
 async def update_account(request: Request) -> JSONResponse:
     state, body = app_state(request), await _read(request, AccountUpdateBody)
-    async with state.sessions.begin() as session:
-        row = await accounts.update_account(
-            session,
-            organization_id=request.user.organization_id,
-            account_id=request.path_params["account_id"],
-            actor=_actor(request),
-            label=body.label,
-            status=body.status,
-            credential=body.credential,
-            vault=state.integrations.vault,
-        )
-    await _changed(state, request.user.organization_id, row.id)
-    if body.credential is not None:
-        state.integrations.schedule_refresh(request.user.organization_id, row.id)
+    check_adds_no_tools_beyond_own(request)
+    row = await actions.update(
+        state,
+        organization_id=request.user.organization_id,
+        account_id=request.path_params["account_id"],
+        actor=_actor(request),
+        label=body.label,
+        status=body.status,
+        credential=body.credential,
+    )
     return JSONResponse(account_public(row))
 
 
@@ -184,22 +185,16 @@ async def delete_account(request: Request) -> Response:
         await accounts.delete_account(
             session, organization_id=request.user.organization_id, account_id=account_id, actor=_actor(request)
         )
-    await _changed(state, request.user.organization_id, account_id)
+    await actions.account_changed(state, request.user.organization_id, account_id)
     return Response(status_code=204)
 
 
 async def test_account(request: Request) -> JSONResponse:
     """Connects to the account's upstream and lists its tools (keeping the listing)."""
-    state = app_state(request)
-    account_id = request.path_params["account_id"]
-    state.integrations.pool.forget(account_id)
-    try:
-        tools = await state.integrations.refresh(request.user.organization_id, account_id)
-    except UpstreamUnavailable as error:
-        await state.integrations.record_health(account_id, "error", error.message)
-        return JSONResponse({"ok": False, "error": error.message, "tools": []})
-    await state.integrations.record_health(account_id, "ok", None)
-    return JSONResponse({"ok": True, "error": None, "tools": [tool.name for tool in tools]})
+    result = await actions.test(
+        app_state(request), organization_id=request.user.organization_id, account_id=request.path_params["account_id"]
+    )
+    return JSONResponse({"ok": result.ok, "error": result.error, "tools": result.tools})
 
 
 def integration_routes() -> list[Route]:

@@ -34,7 +34,10 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 
 @pytest.fixture(scope="module")
 def capgate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CapgateProcess]:
-    with running_capgate(tmp_path_factory.mktemp("capgate")) as server:
+    # The test upstreams listen on 127.0.0.1, which integrations set up over HTTP may use only when the
+    # operator allows it: this one does.
+    allowed = '["127.0.0.1:*"]'
+    with running_capgate(tmp_path_factory.mktemp("capgate"), CAPGATE_INTEGRATION_ALLOWED_URLS=allowed) as server:
         yield server
 
 
@@ -211,7 +214,7 @@ async def test_connecting_an_account_over_http_pushes_list_changed_to_open_sessi
 
     org = add_org(capgate)
     runtime_key = capgate.create_key(org)["key"]
-    manager = capgate.create_key(org, "--scope", "integrations:manage")["key"]
+    manager = capgate.create_key(org, "--scope", "integrations:manage", "--scope", "runtime")["key"]
     recorder = Recorder()
     async with mcp_client(f"{capgate.url}/mcp", runtime_key, mode="legacy", message_handler=recorder.on_message) as mcp:
         assert not any(t.name.startswith("crm_") for t in (await mcp.list_tools()).tools)

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from server.app import create_app
 from tests.conftest import migrate
 from tests.helpers import KeyFactory, factory_for, make_settings
+from tests.integrations.conftest import LOCAL_UPSTREAMS
 from tests.integrations.upstreams import TOKENS, Upstream
 from tests.runtime_helpers import headers, invoke
 from tests.server.test_no_secrets_at_rest import dump_database
@@ -23,7 +24,7 @@ from tests.server.test_no_secrets_at_rest import dump_database
 @pytest.fixture
 async def db_app(tmp_path: Path, database_url: str) -> AsyncIterator[Starlette]:
     await migrate(database_url)
-    app = create_app(make_settings(tmp_path, database_url))
+    app = create_app(make_settings(tmp_path, database_url, integration_allowed_urls=LOCAL_UPSTREAMS))
     async with LifespanManager(app):
         yield app
 

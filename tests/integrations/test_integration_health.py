@@ -99,7 +99,7 @@ async def test_a_changed_credential_reconnects_and_an_idle_connection_is_closed(
         keys = factory_for(app)
         org = await keys.organization()
         ids = await connect(app.state.capgate, org.id, "crm", {"main": TOKENS["a1"]}, url=http_upstream.url)
-        key, manager = await keys.key(org), await keys.key(org, scopes=["integrations:manage"])
+        key, manager = await keys.key(org), await keys.key(org, scopes=["integrations:manage", "runtime"])
         pool = app.state.capgate.integrations.pool
         assert (await invoke(client, key, "crm_whoami")).json()["result"] == {"result": f"token={TOKENS['a1']}"}
         changed = await client.patch(

@@ -29,7 +29,7 @@ async def test_routes_need_integrations_manage_and_only_admins_may_grant_it(
 
 
 async def test_bad_integration_input_is_a_400_naming_the_field(client: httpx.AsyncClient, keys: KeyFactory) -> None:
-    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage"]))
+    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
     cases = [
         ({"id": "Bad_Id", "url": "http://127.0.0.1:9/mcp"}, "id"),
         ({"id": "crm", "url": "http://user:pw@127.0.0.1:9/mcp"}, "url"),
@@ -49,7 +49,7 @@ async def test_disabling_and_removing_accounts_changes_the_tools_at_once(
     client: httpx.AsyncClient, keys: KeyFactory, state: AppState, http_upstream: Upstream
 ) -> None:
     org = await keys.organization()
-    manager = headers(await keys.key(org, scopes=["integrations:manage"]))
+    manager = headers(await keys.key(org, scopes=["integrations:manage", "runtime"]))
     user = headers(await keys.key(org))
     created = await client.post("/api/integrations", json={"id": "crm", "url": http_upstream.url}, headers=manager)
     assert created.status_code == 201 and created.json()["transport"] == "http"
@@ -86,7 +86,7 @@ async def test_disabling_and_removing_accounts_changes_the_tools_at_once(
 async def test_stdio_integrations_run_commands_so_only_the_cli_may_add_them(
     client: httpx.AsyncClient, keys: KeyFactory
 ) -> None:
-    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage"]))
+    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
     body = {"id": "shell", "transport": "stdio", "command": ["sh", "-c", "id"], "credentialEnv": "T"}
     refused = await client.post("/api/integrations", json=body, headers=manager)
     assert refused.status_code == 403 and "capgate CLI" in refused.json()["error"]
@@ -97,3 +97,61 @@ async def test_stdio_integrations_run_commands_so_only_the_cli_may_add_them(
     patched = await client.patch("/api/integrations/crm", json={"command": ["sh"]}, headers=manager)
     assert patched.status_code == 403
     assert (await client.get("/api/integrations/crm", headers=manager)).json()["command"] is None
+
+
+async def test_only_a_key_that_may_use_every_tool_may_add_integration_tools(
+    client: httpx.AsyncClient, keys: KeyFactory, http_upstream: Upstream
+) -> None:
+    org = await keys.organization()
+    full = headers(await keys.key(org, scopes=["integrations:manage", "runtime"]))
+    created = await client.post("/api/integrations", json={"id": "crm", "url": http_upstream.url}, headers=full)
+    assert created.status_code == 201
+    limited = {
+        "no runtime": await keys.key(org, scopes=["integrations:manage", "keys:manage"]),
+        "read-only runtime": await keys.key(org, scopes=["integrations:manage", "runtime:read"]),
+        "allowedTools": await keys.key(org, scopes=["integrations:manage", "runtime"], allowed_tools=["crm_who*"]),
+    }
+    account = {"integrationId": "crm", "label": "main", "credential": TOKENS["b"]}
+    for why, key in limited.items():
+        attempts = [
+            await client.post("/api/integrations", json={"id": "evil", "url": http_upstream.url}, headers=headers(key)),
+            await client.patch("/api/integrations/crm", json={"url": http_upstream.url}, headers=headers(key)),
+            await client.post("/api/accounts", json=account, headers=headers(key)),
+        ]
+        for refused in attempts:
+            assert refused.status_code == 403, (why, refused.text)
+            assert refused.json()["code"] == "insufficient_scope" and "no allowedTools" in refused.json()["error"]
+        assert (await client.get("/api/integrations", headers=headers(key))).status_code == 200, why
+    assert [i["id"] for i in (await client.get("/api/integrations", headers=full)).json()["integrations"]] == ["crm"]
+    assert (await client.get("/api/accounts", headers=full)).json() == {"accounts": []}
+    assert (await client.post("/api/accounts", json=account, headers=full)).status_code == 201
+
+
+async def test_stored_credentials_are_never_sent_to_a_destination_changed_after_they_were_connected(
+    client: httpx.AsyncClient, keys: KeyFactory, http_upstream: Upstream
+) -> None:
+    manager = headers(await keys.key(await keys.organization(), scopes=["integrations:manage", "runtime"]))
+    assert (
+        await client.post("/api/integrations", json={"id": "crm", "url": http_upstream.url}, headers=manager)
+    ).is_success
+    account = {"integrationId": "crm", "label": "main", "credential": TOKENS["b"]}
+    account_id = (await client.post("/api/accounts", json=account, headers=manager)).json()["id"]
+    elsewhere = http_upstream.url.replace("/mcp", "/collect")
+    for change, field in (
+        ({"url": elsewhere}, "url"),
+        ({"credentialHeader": "X-Leak"}, "credentialHeader"),
+        ({"credentialTemplate": "{secret}"}, "credentialTemplate"),
+    ):
+        refused = await client.patch("/api/integrations/crm", json=change, headers=manager)
+        assert refused.status_code == 409, refused.text
+        assert "connect again" in refused.json()["details"][field]
+    kept = (await client.get("/api/integrations/crm", headers=manager)).json()
+    assert (kept["url"], kept["credentialHeader"], kept["credentialTemplate"]) == (
+        http_upstream.url,
+        "Authorization",
+        "Bearer {secret}",
+    )
+    assert (await client.patch("/api/integrations/crm", json={"title": "CRM"}, headers=manager)).status_code == 200
+    assert (await client.delete(f"/api/accounts/{account_id}", headers=manager)).status_code == 204
+    moved = await client.patch("/api/integrations/crm", json={"url": elsewhere}, headers=manager)
+    assert moved.status_code == 200 and moved.json()["url"] == elsewhere

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import anyio
 import httpx
 from starlette.applications import Starlette
 
 from server.state import AppState
 from tests.helpers import KeyFactory
 from tests.integrations.helpers import connect
-from tests.integrations.upstreams import TOKENS, Upstream
+from tests.integrations.upstreams import TOKENS, Upstream, start_http_upstream
 from tests.mcp_helpers import mcp_client
 from tests.runtime_helpers import headers, invoke
 
@@ -149,3 +152,29 @@ async def test_an_idempotency_key_reaches_the_upstream_once(
     assert [e for e in http_upstream.events() if e.get("text") == marker] == [
         {"event": "call", "token": TOKENS["b"], "tool": "create_note", "text": marker}
     ]
+
+
+async def test_an_upstream_that_changes_its_tools_changes_the_capabilities_without_a_test(
+    client: httpx.AsyncClient, state: AppState, keys: KeyFactory, tmp_path: Path
+) -> None:
+    upstream = start_http_upstream(tmp_path)  # its own: this test changes the upstream's tool list
+    try:
+        org = await keys.organization()
+        await connect(state, org.id, "crm", {"main": TOKENS["b"]}, url=upstream.url)
+        key = await keys.key(org)
+
+        async def names() -> set[str]:
+            document = (await client.get("/capabilities", headers=headers(key))).json()
+            return {tool["name"] for tool in document["capabilities"]}
+
+        assert "crm_fresh" not in await names()
+        assert (await invoke(client, key, "crm_whoami")).json()["isError"] is False  # connects; capgate listens
+        await anyio.to_thread.run_sync(upstream.wait_for, "listening", "subscriptions/listen")
+        added = await invoke(client, key, "crm_add_tool", {"name": "fresh"})
+        assert added.json()["result"] == {"result": "added fresh"}, added.text
+        with anyio.fail_after(15):
+            while "crm_fresh" not in await names():
+                await anyio.sleep(0.05)
+        assert (await invoke(client, key, "crm_fresh")).json()["result"] == {"result": "fresh was added"}
+    finally:
+        upstream.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,10 +19,21 @@ import anyio
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
 from starlette.types import Receive, Scope, Send
 
 _token: ContextVar[str | None] = ContextVar("upstream_token", default=None)
-server = MCPServer("capgate-test-upstream", log_level="WARNING")
+
+
+class LoggedBus(InMemorySubscriptionBus):
+    """Logs each ``subscriptions/listen`` stream that starts, so a test knows capgate is listening."""
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        record("listening", marker="subscriptions/listen")
+        return super().subscribe(listener)
+
+
+server = MCPServer("capgate-test-upstream", log_level="WARNING", subscriptions=LoggedBus())
 
 
 def record(event: str, **fields: Any) -> None:
@@ -102,6 +114,18 @@ async def gated(marker: str) -> str:
     return f"released {os.path.basename(marker)}"
 
 
+@server.tool()
+async def add_tool(name: str, ctx: Context) -> str:
+    """Adds a tool called ``name`` and tells listeners the tool list changed."""
+
+    def added() -> str:
+        return f"{name} was added"
+
+    server.add_tool(added, name=name, description=f"Added at run time: {name}")
+    await ctx.notify_tools_changed()
+    return f"added {name}"
+
+
 class RequireToken:
     """Answers 401 to a request without one of the accepted bearer tokens; remembers the token."""
 
@@ -138,7 +162,8 @@ def main() -> None:
 
     tokens = {token for token in os.environ.get("UPSTREAM_TOKENS", "").split(",") if token}
     app = RequireToken(server.streamable_http_app(), tokens)
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+    # Open subscriptions/listen streams never end by themselves: shutdown does not wait for them long.
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", timeout_graceful_shutdown=1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from auth import store
 from server.app import create_app
 from server.settings import Settings
 from server.state import AppState
@@ -35,8 +36,9 @@ SECRET = "the launch code is 0000"
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Every isolation test runs on SQLite and on PostgreSQL."""
-    return make_settings(tmp_path, database_url)
+    """Every isolation test runs on SQLite and on PostgreSQL. Integrations here point at 127.0.0.1, which
+    capgate refuses for URLs set over HTTP unless the operator allows it, as this does."""
+    return make_settings(tmp_path, database_url, integration_allowed_urls=["127.0.0.1:*"])
 
 
 def isolation(method: str, path: str) -> Callable[[F], F]:
@@ -339,6 +341,36 @@ async def test_oauth_probe_paths_hold_nothing_of_any_org(client: httpx.AsyncClie
     for path in ("/.well-known/oauth-authorization-server", "/register", "/authorize", "/token"):
         response = await client.post(path, json={"client_name": orgs.a_org_id}, headers={"x-api-key": orgs.b_key})
         assert response.json() == {"error": "Not found", "code": "not_found"}
+
+
+@isolation("*", "/admin")
+async def test_a_console_session_sees_nothing_of_another_org(
+    client: httpx.AsyncClient, orgs: TwoOrgs, keys: KeyFactory, state: AppState
+) -> None:
+    from tests.helpers import key_id_of
+    from tests.server.admin.conftest import Console
+
+    a_key_id = key_id_of(orgs.a_key)
+    async with state.sessions() as session:
+        b_org_id = (await store.get_api_key(session, key_id=key_id_of(orgs.b_key))).organization_id
+        b_org = await store.get_organization(session, ref=b_org_id)
+    b_owner = await keys.user(b_org, role="owner")
+    assert (
+        await client.get("/admin/keys", headers={"x-api-key": orgs.a_key})
+    ).status_code == 303  # keys sign no one in
+    console = Console(client)
+    assert (await console.sign_in(b_owner.email)).status_code == 303
+    for path in (f"/admin/keys/{a_key_id}", f"/admin/usage?key={a_key_id}"):
+        response = await client.get(path)
+        assert response.status_code == 404 and SECRET not in response.text
+    for action in ("revoke", "rotate"):
+        assert (await console.post(f"/admin/keys/{a_key_id}/{action}", {})).status_code == 404
+    pages = [await client.get(path) for path in ("/admin/keys", "/admin/audit")]
+    assert all(a_key_id not in page.text and orgs.a_org_id not in page.text for page in pages)
+    assert "No events match" in (await client.get(f"/admin/audit?key={a_key_id}")).text
+    usage = (await client.get("/admin/usage")).text
+    assert "memory_write" not in usage  # org A's call is not in org B's top tools
+    assert (await client.get("/capabilities", headers={"x-api-key": orgs.a_key})).status_code == 200
 
 
 @isolation("GET", "/api/audit/decisions")

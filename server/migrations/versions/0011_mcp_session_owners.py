@@ -1,7 +1,7 @@
 """mcp_session_owners: the replica that owns each legacy MCP session, and its key
 
-Revision ID: 0009_mcp_session_owners
-Revises: 0008_authz_decisions
+Revision ID: 0011_mcp_session_owners
+Revises: 0010_integration_url_operator
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import auth.dbtypes
 
-revision: str = "0009_mcp_session_owners"
-down_revision: str | None = "0008_authz_decisions"
+revision: str = "0011_mcp_session_owners"
+down_revision: str | None = "0010_integration_url_operator"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

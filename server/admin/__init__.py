@@ -1,0 +1,1 @@
+"""The browser console at /admin: server-rendered pages over the same key, usage and tool functions as the API."""
