@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from auth.audit import record_audit
+from auth.changes import publish_change
 from auth.dbtypes import database_now, iso
 from auth.errors import Conflict, InvalidRequest
 from auth.hashing import SecretHasher
@@ -88,6 +89,7 @@ async def update_api_key(
             details={"fields": sorted(changed)},
         )
         await flush_named(session, record.name)
+        await publish_change(session, "key", id=record.id, organization_id=record.organization_id)
     changes.changed = sorted(changed)
     return record
 
@@ -141,6 +143,7 @@ async def rotate_api_key(
     record.replaced_by = new.id
     record.policy_revision += 1  # shorter life, and a replaced key manages no more keys
     record.updated_at = changed_at
+    await publish_change(session, "key", id=record.id, organization_id=record.organization_id)
     await session.flush()  # the old key leaves the one-active-name index before its successor enters it
     session.add(new)
     record_audit(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from auth.audit import record_audit
+from auth.changes import publish_change
 from auth.dbtypes import database_now, utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from auth.hashing import SecretHasher
@@ -271,6 +272,8 @@ async def revoke_api_key(
             key_id=key_id,
             source=source,
         )
+    if record.updated_at == changed_at:
+        await publish_change(session, "key", id=key_id, organization_id=record.organization_id)
     await session.flush()
     return record
 

@@ -63,7 +63,7 @@ class _Failures:
 Source = str | None
 
 
-class _LRU(Generic[K, V]):
+class LRU(Generic[K, V]):
     def __init__(self, size: int) -> None:
         self._size = size
         self._items: OrderedDict[K, V] = OrderedDict()
@@ -127,9 +127,9 @@ class KeyVerifier:
         self._pepper = pepper
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._record_ttl = record_ttl
-        self._records: _LRU[str, tuple[float, KeyRecord | None]] = _LRU(cache_size)
-        self._verified: _LRU[str, bytes] = _LRU(cache_size)
-        self._failures: _LRU[tuple[str, Source], _Failures] = _LRU(cache_size)
+        self._records: LRU[str, tuple[float, KeyRecord | None]] = LRU(cache_size)
+        self._verified: LRU[str, bytes] = LRU(cache_size)
+        self._failures: LRU[tuple[str, Source], _Failures] = LRU(cache_size)
         self._per_id: AttemptBudget[tuple[str, Source]] = AttemptBudget(
             limit=failure_limit, window=failure_window, monotonic=monotonic, max_tracked=cache_size
         )
@@ -253,6 +253,11 @@ class KeyVerifier:
         cached = self._records.get(record.key_id)
         if cached is not None and (cached[1] is None or cached[1].updated_at != record.updated_at):
             self._records.put(record.key_id, (self._monotonic(), record))
+
+    def reload(self, key_id: str) -> None:
+        """The key's row changed elsewhere: the next request re-reads it (its verified secret stays cached)."""
+        self._loads.invalidate(key_id)
+        self._records.pop(key_id)
 
     def forget(self, key_id: str) -> None:
         """Drop everything cached for the key: the next request reloads it from the database."""

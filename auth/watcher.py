@@ -8,7 +8,8 @@ row: a row stamped in the future by a skewed writer cannot move the watermark pa
 database's "now" and hide later changes. Each row that differs from what the feed saw
 last is handed to its listeners.
 This works the same on SQLite and PostgreSQL, so a change made anywhere reaches this
-process within about ``interval`` seconds.
+process within about ``interval`` seconds; on PostgreSQL a change notification
+(``auth/changes.py``, ``server/notifications.py``) calls ``wake`` so it arrives at once.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class ChangeFeed(Generic[R]):
         self._lookback = lookback
         self._polled_at: datetime | None = None
         self._seen: dict[Hashable, R] = {}
+        self._woken = anyio.Event()
+
+    def wake(self) -> None:
+        """Poll now instead of at the next tick (a change notification arrived); wakes coalesce."""
+        self._woken.set()
 
     async def poll_once(self) -> int:
         """Hands the changes since the last poll to the listeners; returns how many rows changed."""
@@ -83,13 +89,16 @@ class ChangeFeed(Generic[R]):
 
     async def run(self) -> None:
         while True:
+            # A fresh event before each poll: a wake that arrives while polling triggers one more poll.
+            self._woken = anyio.Event()
             try:
                 # Cancelling an aiosqlite query half-way can hang the connection's close: let a poll finish.
                 with anyio.CancelScope(shield=True):
                     await self.poll_once()
             except SQLAlchemyError:
                 logger.warning("change poll failed; retrying", exc_info=True)
-            await anyio.sleep(self._interval)
+            with anyio.move_on_after(self._interval):
+                await self._woken.wait()
 
 
 KeyChangeListener = ChangeListener[KeyRecord]

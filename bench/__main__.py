@@ -19,6 +19,7 @@ BENCHMARKS = (
     "integrations",
     "admin_console",
     "cli_startup",
+    "replicas",
 )
 
 

@@ -21,6 +21,8 @@ from server.admin.app import admin_mount
 from server.body_deadline import BodyDeadlineMiddleware
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.endpoint import McpEndpoint
+from server.mcp.forwarding import SessionForwarder
+from server.mcp.owners import SessionOwners
 from server.mcp.server import build_mcp_server, build_session_manager
 from server.mcp.session_quota import SessionQuota
 from server.observability.exposition import serve_metrics_bind
@@ -53,7 +55,11 @@ def create_app(
     )
     mcp_manager = build_session_manager(mcp_server, settings)
     quota = SessionQuota(mcp_manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
-    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota)
+    forwarder = SessionForwarder(
+        SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
+        max_body_bytes=settings.max_request_body_bytes,
+    )
+    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota, forwarder, state.mcp_sessions.listeners)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:
@@ -71,11 +77,14 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             await flusher.load()
+            await forwarder.owners.release_previous_process()
             state.drain.install()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 state.runtime.background = tasks
                 tasks.start_soon(state.watcher.run)
                 tasks.start_soon(state.tool_watcher.run)
+                if state.notifications is not None:
+                    tasks.start_soon(state.notifications.run)
                 tasks.start_soon(state.integrations.pool.run)
                 tasks.start_soon(state.integrations.run)
                 for feed in state.integration_feeds:
@@ -114,6 +123,7 @@ def create_app(
             await state.decisions.flush(state.sessions, state.runtime.committer.submit, final=True)
         finally:
             state.drain.uninstall()
+            await forwarder.aclose()
             if state.rate_limiter is not None:
                 await state.rate_limiter.backend.aclose()
             await state.engine.dispose()

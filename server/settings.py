@@ -75,6 +75,7 @@ class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings):
     public_base_url: str | None = Field(
         default=None, description="absolute URL clients use to reach the server; default http://host:port"
     )
+    replica_url: str | None = Field(default=None, description="URL other replicas relay legacy MCP sessions to")
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
         description="Host header values the MCP endpoint accepts (DNS-rebinding protection)",
@@ -280,14 +281,16 @@ class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings):
     def resolved_public_base_url(self) -> str:
         """CAPGATE_PUBLIC_BASE_URL, else the bound address; a wildcard bind (0.0.0.0, ::) is no
         address a client can use, so this host's name stands in for it; IPv6 literals get brackets."""
-        if self.public_base_url:
-            return self.public_base_url.rstrip("/")
-        host = self.host
-        if host in WILDCARD_HOSTS:
-            host = socket.gethostname()
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return self.public_base_url.rstrip("/") if self.public_base_url else self.bound_url
+
+    @property
+    def resolved_replica_url(self) -> str:
+        return self.replica_url.rstrip("/") if self.replica_url else self.bound_url
+
+    @property  # the bound address as a URL; a wildcard bind uses this host's name
+    def bound_url(self) -> str:
+        host = socket.gethostname() if self.host in WILDCARD_HOSTS else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
     def argon2_parameters(self) -> Argon2Parameters:

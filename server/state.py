@@ -22,6 +22,7 @@ from auth.watcher import ChangeFeed
 from server.draining import Drain
 from server.integrations.catalog import IntegrationCatalog
 from server.mcp.sessions import McpSessionDirectory
+from server.notifications import ChangeNotifications
 from server.observability.decisions import DecisionLog
 from server.observability.metrics import Metrics
 from server.routes.capability_documents import EncodedDocuments
@@ -55,6 +56,8 @@ class AppState:
     integrations: IntegrationCatalog
     integration_feeds: list[ChangeFeed[Any]]
     drain: Drain
+    notifications: ChangeNotifications | None
+    """Change notifications from other processes (PostgreSQL only; SQLite relies on the feeds' poll)."""
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())

@@ -25,8 +25,11 @@ from auth.watcher import key_change_feed
 from server.db import create_engine, session_factory
 from server.draining import Drain
 from server.integrations.wiring import build_catalog, integration_feeds
-from server.key_events import key_change_listeners, tool_setting_listeners
+from server.key_events import apply_notifications, key_change_listeners, tool_setting_listeners
+from server.mcp.listening import KeyListeners
+from server.mcp.server import principal_of
 from server.mcp.sessions import McpSessionDirectory
+from server.notifications import ChangeNotifications
 from server.observability.decisions import DecisionLog
 from server.observability.metrics import Metrics
 from server.observability.tracing import Spans, configure_tracing, otlp_endpoint
@@ -168,7 +171,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         max_stream_seconds=settings.max_stream_seconds,
         observer=metrics,
     )
-    mcp_sessions = McpSessionDirectory()
+    mcp_sessions = McpSessionDirectory(KeyListeners(principal_of))
     watcher = key_change_feed(
         sessions,
         key_change_listeners(verifier, streams, mcp_sessions, metrics),
@@ -176,12 +179,12 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
     )
     switches = ToolSwitches(sessions, ttl=settings.tool_settings_cache_seconds)
     tool_watcher = tool_setting_feed(
-        sessions, tool_setting_listeners(switches, mcp_sessions), interval=settings.key_change_poll_seconds
+        sessions, tool_setting_listeners(switches, mcp_sessions, tools), interval=settings.key_change_poll_seconds
     )
     integrations = build_catalog(
         settings, sessions, on_change=mcp_sessions.notify_organization, clock=clock, metrics=metrics
     )
-    return AppState(
+    state = AppState(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -221,7 +224,12 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         integrations=integrations,
         integration_feeds=list(integration_feeds(sessions, integrations, interval=settings.key_change_poll_seconds)),
         drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
+        notifications=None,
     )
+    if engine.dialect.name == "postgresql":
+        state.notifications = ChangeNotifications(settings.resolved_database_url)
+        apply_notifications(state.notifications, state)
+    return state
 
 
 def memory_limits(settings: Settings) -> MemoryLimits:

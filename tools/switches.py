@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from auth.changes import publish_change
 from auth.dbtypes import database_now, dialect_insert
 from auth.loads import LoadGuard
 from auth.store import bump_policy_revisions
@@ -40,6 +41,7 @@ async def store_tool_enabled(session: AsyncSession, *, organization_id: str, too
     )
     await session.execute(statement)
     await bump_policy_revisions(session, organization_id=organization_id, now=now)
+    await publish_change(session, "tool_setting", id=tool_name, organization_id=organization_id)
 
 
 class ToolSwitches:

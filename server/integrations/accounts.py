@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from auth.audit import record_audit
+from auth.changes import publish_change
 from auth.dbtypes import utcnow
 from auth.errors import Conflict, NotFound
 from server.integrations.models import ConnectedAccount
@@ -74,6 +75,7 @@ async def connect_account(
         organization_id=organization_id,
         details={"connectedAccountId": row.id, "integrationId": integration_id, "label": label},
     )
+    await publish_change(session, "integration", id=row.integration_id, organization_id=row.organization_id)
     return row
 
 
@@ -128,6 +130,7 @@ async def update_account(
         organization_id=organization_id,
         details={"connectedAccountId": account_id, "fields": fields},
     )
+    await publish_change(session, "integration", id=row.integration_id, organization_id=row.organization_id)
     return row
 
 
@@ -141,6 +144,7 @@ async def delete_account(session: AsyncSession, *, organization_id: str, account
         organization_id=organization_id,
         details={"connectedAccountId": account_id, "integrationId": row.integration_id},
     )
+    await publish_change(session, "integration", id=row.integration_id, organization_id=row.organization_id)
 
 
 async def record_health(
@@ -152,6 +156,7 @@ async def record_health(
         return False
     changed = row.status != status
     row.status, row.last_error, row.updated_at = status, error[:2000] if error else None, utcnow()
+    await publish_change(session, "integration", id=row.integration_id, organization_id=row.organization_id)
     return changed
 
 
@@ -164,6 +169,7 @@ async def store_tool_listing(session: AsyncSession, *, account_id: str, tools: l
     row.tools, row.tools_refreshed_at = tools, utcnow()
     if changed:
         row.updated_at = row.tools_refreshed_at
+        await publish_change(session, "integration", id=row.integration_id, organization_id=row.organization_id)
     return changed
 
 

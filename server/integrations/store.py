@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from auth.audit import record_audit
+from auth.changes import publish_change
 from auth.dbtypes import utcnow
 from auth.errors import Conflict, InvalidRequest, NotFound
 from server.integrations.models import ConnectedAccount, Integration
@@ -115,6 +116,7 @@ async def create_integration(
         organization_id=organization_id,
         details={"integrationId": integration_id, "transport": transport},
     )
+    await publish_change(session, "integration", id=integration_id, organization_id=organization_id)
     return row
 
 
@@ -184,6 +186,7 @@ async def update_integration(
         organization_id=organization_id,
         details={"integrationId": integration_id, "fields": sorted(changes)},
     )
+    await publish_change(session, "integration", id=integration_id, organization_id=organization_id)
     return row
 
 
@@ -203,3 +206,4 @@ async def delete_integration(session: AsyncSession, *, organization_id: str, int
         organization_id=organization_id,
         details={"integrationId": integration_id},
     )
+    await publish_change(session, "integration", id=integration_id, organization_id=organization_id)

@@ -19,13 +19,13 @@ from mcp.server import Server
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
 from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
 from auth.streams import StreamRegistry, StreamTimeLimit
 from server.integrations.tools import mcp_input_schema
+from server.mcp.resumable import ResumableSessionManager
 from server.mcp.sessions import McpSessionDirectory
 from server.observability.mcp import McpObservation
 from server.observability.metrics import Metrics
@@ -113,12 +113,7 @@ class SessionTracker:
         connection = getattr(ctx.session, "_connection", None)
         if session_id and connection is not None:
             principal = principal_of(ctx)
-            self.directory.remember(
-                session_id=session_id,
-                key_id=principal.key_id,
-                organization_id=principal.organization_id,
-                connection=connection,
-            )
+            self.directory.remember(session_id=session_id, principal=principal, connection=connection)
         return await call_next(ctx)
 
 
@@ -229,20 +224,21 @@ def build_mcp_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         get_tool_input_schema=tool_input_schema_lookup(runtime),
+        on_subscriptions_listen=directory.listeners.listen,
     )
     server.middleware.append(SessionTracker(directory))
     server.middleware.append(McpObservation(metrics, runtime.tools))
     return server
 
 
-def build_session_manager(server: Server[Any], settings: Settings) -> StreamableHTTPSessionManager:
+def build_session_manager(server: Server[Any], settings: Settings) -> ResumableSessionManager:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
     )
-    return StreamableHTTPSessionManager(
-        app=server,
+    return ResumableSessionManager(
+        server,
         security_settings=security,
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,

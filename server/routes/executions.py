@@ -3,8 +3,9 @@
 The stream sends the stored events first, then live ones until the terminal event
 (`completed`, `failed` or `interrupted`), then ends. Each SSE event's ``id`` is the event's
 sequence number within the execution, so ``Last-Event-ID: n`` resumes after event n. An
-execution running in this process is followed from memory; one running elsewhere is
-followed by polling the database. Idle streams get a comment line every
+execution running in this process is followed from memory; one running elsewhere is read
+from the database each time that process announces new events (a change notification, on
+PostgreSQL), and every ``execution_poll_seconds`` in case a notification was lost. Idle streams get a comment line every
 ``sse_heartbeat_seconds``. A stream is one HTTP request, authenticated once: revoking its
 key does not cut it short (only the kill switch, ``terminateStreams``, or ``max_stream_seconds`` does).
 """

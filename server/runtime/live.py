@@ -50,6 +50,23 @@ class LiveExecution:
 class LiveExecutions:
     def __init__(self) -> None:
         self._running: dict[str, LiveExecution] = {}
+        self._elsewhere: dict[str, anyio.Event] = {}
+
+    async def wait_elsewhere(self, execution_id: str, timeout: float) -> None:
+        """Waits until an execution running in another process wrote events (a change notification
+        says so), or ``timeout`` — the poll that catches a lost notification."""
+        changed = self._elsewhere.setdefault(execution_id, anyio.Event())
+        try:
+            with anyio.move_on_after(timeout):
+                await changed.wait()
+        finally:
+            if self._elsewhere.get(execution_id) is changed:
+                del self._elsewhere[execution_id]
+
+    def changed_elsewhere(self, execution_id: str) -> None:
+        changed = self._elsewhere.pop(execution_id, None)
+        if changed is not None:
+            changed.set()
 
     def open(self, execution_id: str, organization_id: str) -> LiveExecution:
         live = LiveExecution(execution_id, organization_id)

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth.changes import publish_change
 from auth.dbtypes import table_of, utcnow
 from server.runtime import store as runtime_store
 from server.runtime.group_commit import GroupCommitter, Row, write
@@ -177,6 +178,9 @@ class ExecutionRecorder:
         and the final outcome, what really happened, replaces the verdict.
         """
         pending = list(self._pending)
+        # Followers on other replicas read the new events when this commits (a long call only: the
+        # hot path's short calls are written by the group committer, with nobody following yet).
+        await publish_change(session, "execution", id=self.execution_id, organization_id=self.organization_id)
         if not self.persisted:
             await write(session, [*self._start_rows(final), *self._event_rows(pending)])
             return len(pending)

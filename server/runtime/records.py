@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.principal import Principal
@@ -77,7 +76,8 @@ class RuntimeRecords:
 
     async def follow(self, execution_id: str, after: int, *, heartbeat: float) -> AsyncIterator[EventRecord]:
         """Every event after ``after``, up to and including the terminal one: from memory while the execution
-        runs in this process, else by polling the database. Call ``check_execution`` first."""
+        runs in this process, else from the database each time its process announces new events (and at
+        least every poll interval). Call ``check_execution`` first."""
         while True:
             live = self.live.get(execution_id)
             if live is None:
@@ -94,8 +94,8 @@ class RuntimeRecords:
                     return
             if live is not None:
                 await live.wait_for_events_after(after, heartbeat)
-            else:
-                await anyio.sleep(self._poll_seconds)
+            else:  # running elsewhere: woken by its change notification, the poll catches a lost one
+                await self.live.wait_elsewhere(execution_id, self._poll_seconds)
 
     async def _stored_events(self, execution_id: str, after: int) -> list[EventRecord] | None:
         """The stored events after ``after``; None when there are none and none will come (it finished)."""

@@ -39,16 +39,21 @@ def replica(tmp_path: Path, index: int, env: dict[str, str]) -> CapgateProcess:
     return CapgateProcess(data_dir=data_dir, env=dict(env), port=free_port(), log_path=data_dir / "server.log")
 
 
-@pytest.fixture
-def replica_env(tmp_path: Path, empty_postgres_url: str) -> dict[str, str]:
+def shared_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """What every replica shares: one PostgreSQL database, one Redis (own key prefix), one pepper."""
     return capgate_env(
         tmp_path / "shared",
-        empty_postgres_url,
+        database_url,
         CAPGATE_PEPPER=secrets.token_urlsafe(32),
         CAPGATE_REDIS_URL="redis://127.0.0.1:6379/0",
         CAPGATE_REDIS_KEY_PREFIX=f"capgate-test-{secrets.token_hex(4)}",
-        CAPGATE_SHUTDOWN_DRAIN_SECONDS="2",
+        **extra,
     )
+
+
+@pytest.fixture
+def replica_env(tmp_path: Path, empty_postgres_url: str) -> dict[str, str]:
+    return shared_env(tmp_path, empty_postgres_url, CAPGATE_SHUTDOWN_DRAIN_SECONDS="2")
 
 
 @pytest.fixture
