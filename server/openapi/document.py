@@ -175,9 +175,8 @@ def build_document() -> dict[str, Any]:
                     parameters=[EXECUTION_ID, LAST_EVENT_ID],
                 )
             },
-            **key_paths(),
+            **counted_as_requests({**key_paths(), **observability_paths()}),
             **integration_paths(),
-            **observability_paths(),
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": _json(STATUS_SCHEMA, "up")}}},
             "/readyz": {
                 "get": {
@@ -204,3 +203,14 @@ def openapi_route() -> Route:
         return JSONResponse(document)
 
     return PublicRoute("/openapi.json", openapi)
+
+
+def counted_as_requests(paths: dict[str, Any]) -> dict[str, Any]:
+    """Key-management routes count toward the key's rate limit (issue 14 item 7): they may answer 429 too."""
+    for path, item in paths.items():
+        if not path.startswith("/api/keys"):
+            continue
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("429", RATE_LIMITED)
+    return paths
