@@ -1,0 +1,270 @@
+"""Benchmark (issue 12, goal 5): one capgate process holding 10,000 open event streams.
+
+One ``capgate serve`` process (one worker, SQLite, request log at INFO to /dev/null) with the caps
+that would refuse this many streams raised (``CAPS``); RLIMIT_NOFILE raised to its hard limit here,
+and the server inherits it. One organization, two runtime keys: key E runs ``--executions`` long
+``example_countdown`` executions in the background (``Prefer: respond-async``; one ``progress`` event
+every ``--interval-ms``) and holds the execution event streams, spread evenly over them; key M holds
+the legacy MCP sessions, each with its standalone ``GET /mcp`` stream; a third key (``keys:manage``)
+changes key M's allowed tools, which sends ``notifications/tools/list_changed`` to all of key M's
+sessions. All streams are raw asyncio sockets in this process (``bench.stream_clients``).
+
+Streams are opened in blocks (first the execution streams, then the MCP streams, ``--total``/2 each),
+and at 0, half and all of them the server's RSS is read (``/proc``, after the opening settles). At
+half (execution streams only) and at all, for ``--window`` seconds: the delivery latency of every
+progress event on every execution stream (receipt − the event's ``createdAt``), and ``--triggers``
+list_changed triggers (receipt on each MCP stream − the moment the PATCH was sent). Results:
+bench/results/streams.json.
+
+    .venv/bin/python -m bench.streams [--total 10000] [--executions 50] [--interval-ms 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import exchange, post_json
+from bench.machine import machine
+from bench.servers import CAPGATE, Server, capgate_env, cli, free_port, start
+from bench.stream_clients import (
+    Stream,
+    list_changed_receipts,
+    open_execution_stream,
+    open_mcp_stream,
+    progress_latencies,
+)
+from bench.stream_setup import create_stream_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_STREAMS = 10_000
+GOAL_P99_MS = 100.0
+HIGH = "1000000"
+CAPS = {
+    "CAPGATE_MAX_CONNECTIONS": "30000",
+    "CAPGATE_MAX_STREAMS_PER_KEY": HIGH,
+    "CAPGATE_MAX_MCP_SESSIONS": HIGH,
+    "CAPGATE_MAX_MCP_SESSIONS_PER_KEY": HIGH,
+    "CAPGATE_MAX_EXECUTIONS_PER_KEY": "10000",
+    "CAPGATE_MAX_EXECUTIONS_PER_ORGANIZATION": "10000",
+    "CAPGATE_LOG_LEVEL": "INFO",
+}
+
+
+def raise_nofile() -> dict[str, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return {"soft": soft, "hard": hard}
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def server_nofile(pid: int) -> str:
+    with open(f"/proc/{pid}/limits") as limits:
+        return next((" ".join(line.split()[3:5]) for line in limits if line.startswith("Max open files")), "?")
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+    at = lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000  # noqa: E731
+    return {
+        "count": len(ordered),
+        "p50_ms": round(at(0.50), 2),
+        "p90_ms": round(at(0.90), 2),
+        "p99_ms": round(at(0.99), 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+async def start_executions(port: int, key: str, count: int, steps: int, interval_ms: int) -> list[str]:
+    body = json.dumps({"input": {"steps": steps, "interval_ms": interval_ms}}).encode()
+    headers = [("x-api-key", key), ("prefer", "respond-async")]
+    request = post_json("/api/runtime/tools/example_countdown", port, body, headers)
+    ids = []
+    for _ in range(count):
+        status, answer = await exchange(port, request)
+        if status != 202:
+            raise RuntimeError(f"background invoke answered {status}: {answer[:300]!r}")
+        ids.append(json.loads(answer)["executionId"])
+    return ids
+
+
+async def open_block(
+    opener: Callable[[int], Awaitable[Stream]], count: int, parallel: int
+) -> tuple[list[Stream], list[str]]:
+    """Opens ``count`` streams, ``parallel`` at a time; returns the open ones and the reasons for the rest."""
+    gate = asyncio.Semaphore(parallel)
+    opened: list[Stream] = []
+    errors: list[str] = []
+
+    async def one(index: int) -> None:
+        async with gate:
+            try:
+                opened.append(await opener(index))
+            except Exception as error:  # noqa: BLE001 (reported: why the count was not reached)
+                errors.append(f"{type(error).__name__}: {str(error)[:200]}")
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return opened, errors
+
+
+async def trigger_list_changed(port: int, manage_key: str, key_id: str, turn: int) -> float:
+    allowed = ["example_echo", "example_countdown"] + ([] if turn % 2 else ["example_fail"])
+    body = json.dumps({"allowedTools": allowed}).encode()
+    request = post_json(f"/api/keys/{key_id}", port, body, [("x-api-key", manage_key)]).replace(b"POST ", b"PATCH ", 1)
+    sent = time.time()
+    status, answer = await exchange(port, request)
+    if status != 200:
+        raise RuntimeError(f"PATCH key answered {status}: {answer[:300]!r}")
+    return sent
+
+
+async def measure(
+    port: int, keys: dict[str, str], streams: list[Stream], window: float, triggers: int
+) -> dict[str, Any]:
+    """Delivery latencies on all open streams for ``window`` seconds, with ``triggers`` list_changed."""
+    for stream in streams:
+        stream.take()
+    since = time.time()
+    cpu_before = time.process_time()
+    mcp = [s for s in streams if s.kind == "mcp"]
+    list_changed: list[float] = []
+    fan_out: list[float] = []  # receipt - the first receipt of the same trigger
+    missing = 0
+    for turn in range(triggers if mcp else 0):
+        await asyncio.sleep(window / (triggers + 1))
+        for stream in mcp:
+            stream.take()
+        sent = await trigger_list_changed(port, keys["manage"], keys["mcp_key_id"], turn)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(len(s.received) for s in mcp) < len(mcp):
+            await asyncio.sleep(0.05)
+        receipts = [r for s in mcp for r in list_changed_receipts(s.take())]
+        missing += max(0, len(mcp) - len(receipts))
+        list_changed += [r - sent for r in receipts]
+        fan_out += [r - min(receipts) for r in receipts]
+    await asyncio.sleep(max(0.0, since + window - time.time()))
+    progress = [lat for s in streams if s.kind == "execution" for lat in progress_latencies(s.take(), since)]
+    elapsed = time.time() - since
+    return {
+        "window_s": round(elapsed, 1),
+        "progress_events": percentiles(progress),
+        "progress_events_per_s": round(len(progress) / elapsed, 1),
+        "list_changed": {**percentiles(list_changed), "triggers": triggers if mcp else 0, "missing": missing},
+        "list_changed_fan_out": percentiles(fan_out),
+        "all_events": percentiles(progress + list_changed),
+        "loadgen_cpu_fraction": round((time.process_time() - cpu_before) / elapsed, 2),
+        "closed_streams": sum(s.closed for s in streams),
+    }
+
+
+async def settle_rss(pid: int) -> float:
+    await asyncio.sleep(2.0)
+    return round(rss_mb(pid), 1)
+
+
+async def run(args: argparse.Namespace, server: Server, keys: dict[str, str]) -> dict[str, Any]:
+    port, pid = server.port, server.process.pid
+    ids = await start_executions(port, keys["executions"], args.executions, args.steps, args.interval_ms)
+    streams: list[Stream] = []
+    checkpoints: list[dict[str, Any]] = [{"streams": 0, "rss_mb": await settle_rss(pid)}]
+    errors: list[str] = []
+    half = args.total // 2
+    blocks: list[tuple[str, int, Callable[[int], Awaitable[Stream]]]] = [
+        ("execution", half, lambda n: open_execution_stream(port, keys["executions"], ids[n % len(ids)])),
+        ("mcp", args.total - half, lambda _n: open_mcp_stream(port, keys["mcp"])),
+    ]
+    for kind, count, opener in blocks:
+        started = time.perf_counter()
+        opened, failed = await open_block(opener, count, args.parallel)
+        streams += opened
+        errors += failed
+        point: dict[str, Any] = {
+            "streams": len(streams),
+            "opened_now": {"kind": kind, "asked": count, "opened": len(opened), "failed": len(failed)},
+            "open_seconds": round(time.perf_counter() - started, 1),
+            "rss_mb": await settle_rss(pid),
+        }
+        print(f"{len(streams)} streams open ({kind}: {len(opened)}/{count}), RSS {point['rss_mb']} MB", flush=True)
+        point["latency"] = await measure(port, keys, streams, args.window, args.triggers)
+        print(f"  latency {json.dumps(point['latency'])}", flush=True)
+        checkpoints.append(point)
+    rss = [c["rss_mb"] for c in checkpoints]
+    per_kind = {
+        "execution_kb": round((rss[1] - rss[0]) * 1024 / max(1, checkpoints[1]["opened_now"]["opened"]), 1),
+        "mcp_kb": round((rss[2] - rss[1]) * 1024 / max(1, checkpoints[2]["opened_now"]["opened"]), 1),
+        "mean_kb": round((rss[-1] - rss[0]) * 1024 / max(1, len(streams)), 1),
+    }
+    for stream in streams:
+        stream.close()
+    final = checkpoints[-1]
+    p99 = final["latency"]["all_events"].get("p99_ms")
+    return {
+        "max_streams_open": len(streams),
+        "open_failures": {"count": len(errors), "examples": sorted(set(errors))[:5]},
+        "checkpoints": checkpoints,
+        "memory_per_stream": per_kind,
+        "p99_ms_at_max": p99,
+        "meets_goal": len(streams) >= GOAL_STREAMS and p99 is not None and p99 <= GOAL_P99_MS,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--total", type=int, default=GOAL_STREAMS, help="streams to open, half of each kind")
+    parser.add_argument("--executions", type=int, default=50, help="background executions the streams follow")
+    parser.add_argument("--interval-ms", type=int, default=2000, help="progress event interval of each execution")
+    parser.add_argument("--steps", type=int, default=2000, help="progress events per execution (its lifetime)")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds of latency measurement per checkpoint")
+    parser.add_argument("--triggers", type=int, default=5, help="list_changed triggers per checkpoint")
+    parser.add_argument("--parallel", type=int, default=64, help="streams being opened at once")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "streams.json")
+    args = parser.parse_args(argv)
+    nofile = raise_nofile()
+    with tempfile.TemporaryDirectory(prefix="capgate-streams-bench-") as base:
+        port = free_port()
+        env = capgate_env(Path(base), port, **CAPS)
+        cli(env, "db", "upgrade")
+        keys = create_stream_keys(Path(base))
+        server = start([CAPGATE, "serve"], env, port)
+        try:
+            results = asyncio.run(run(args, server, keys))
+            results["server_nofile_limit"] = server_nofile(server.process.pid)
+        finally:
+            server.stop()
+    report = {
+        "benchmark": "open event streams in one capgate process: execution SSE + legacy MCP GET streams",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "goal": f">= {GOAL_STREAMS} open streams, events delivered p99 <= {GOAL_P99_MS} ms",
+        "machine": machine(),
+        "setup": {**{k: v for k, v in vars(args).items() if k != "output"}, "caps": CAPS, "loadgen_nofile": nofile},
+        **results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"max streams {results['max_streams_open']}, p99 {results['p99_ms_at_max']} ms, "
+        f"RSS {[c['rss_mb'] for c in results['checkpoints']]} MB, per stream {results['memory_per_stream']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
