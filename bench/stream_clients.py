@@ -75,9 +75,10 @@ async def _stream_head(reader: asyncio.StreamReader, what: str) -> None:
         raise StreamRefused(f"{what} answered {head[:200]!r} {await reader.read(300)!r}")
 
 
-async def open_execution_stream(port: int, key: str, execution_id: str) -> Stream:
+async def open_execution_stream(port: int, key: str, execution_id: str, after: int = 0) -> Stream:
+    """``after``: the Last-Event-ID sent, so the stream does not first replay the whole history."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    headers = {"x-api-key": key, "Accept": "text/event-stream"}
+    headers = {"x-api-key": key, "Accept": "text/event-stream", "Last-Event-ID": str(after)}
     writer.write(_request("GET", f"/api/runtime/executions/{execution_id}/events", port, headers))
     try:
         await _stream_head(reader, "execution events")

@@ -16,7 +16,7 @@ progress event on every execution stream (receipt − the event's ``createdAt``)
 list_changed triggers (receipt on each MCP stream − the moment the PATCH was sent). Results:
 bench/results/streams.json.
 
-    .venv/bin/python -m bench.streams [--total 10000] [--executions 50] [--interval-ms 2000]
+    .venv/bin/python -m bench.streams [--total 10000] [--executions 50] [--interval-ms 10000]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 
 from bench.loadgen import exchange, post_json
 from bench.machine import machine
+from bench.mcp_loadgen import process_cpu_seconds
 from bench.servers import CAPGATE, Server, capgate_env, cli, free_port, start
 from bench.stream_clients import (
     Stream,
@@ -56,6 +57,7 @@ CAPS = {
     "CAPGATE_MAX_EXECUTIONS_PER_KEY": "10000",
     "CAPGATE_MAX_EXECUTIONS_PER_ORGANIZATION": "10000",
     "CAPGATE_LOG_LEVEL": "INFO",
+    "CAPGATE_SHUTDOWN_TIMEOUT_SECONDS": "5",  # the executions still running when the benchmark ends
 }
 
 
@@ -73,6 +75,12 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's main thread spent runnable but waiting for a CPU (Linux schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as schedstat:
+        return int(schedstat.read().split()[1]) / 1e9
 
 
 def server_nofile(pid: int) -> str:
@@ -138,32 +146,37 @@ async def trigger_list_changed(port: int, manage_key: str, key_id: str, turn: in
 
 
 async def measure(
-    port: int, keys: dict[str, str], streams: list[Stream], window: float, triggers: int
+    port: int, server_pid: int, keys: dict[str, str], streams: list[Stream], window: float, triggers: int
 ) -> dict[str, Any]:
     """Delivery latencies on all open streams for ``window`` seconds, with ``triggers`` list_changed."""
     for stream in streams:
         stream.take()
     since = time.time()
-    cpu_before = time.process_time()
+    cpu_before, server_cpu_before = time.process_time(), process_cpu_seconds(server_pid)
+    waited_before = runqueue_wait_seconds(server_pid)
     mcp = [s for s in streams if s.kind == "mcp"]
     list_changed: list[float] = []
     fan_out: list[float] = []  # receipt - the first receipt of the same trigger
-    missing = 0
+    missing = chunks = 0  # chunks: what the streams received (events, pings, heartbeats), one send each about
     for turn in range(triggers if mcp else 0):
         await asyncio.sleep(window / (triggers + 1))
-        for stream in mcp:
-            stream.take()
+        chunks += sum(len(stream.take()) for stream in mcp)
         sent = await trigger_list_changed(port, keys["manage"], keys["mcp_key_id"], turn)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and sum(len(s.received) for s in mcp) < len(mcp):
             await asyncio.sleep(0.05)
-        receipts = [r for s in mcp for r in list_changed_receipts(s.take())]
+        taken = [s.take() for s in mcp]
+        chunks += sum(map(len, taken))
+        receipts = [r for received in taken for r in list_changed_receipts(received)]
         missing += max(0, len(mcp) - len(receipts))
         list_changed += [r - sent for r in receipts]
         fan_out += [r - min(receipts) for r in receipts]
     await asyncio.sleep(max(0.0, since + window - time.time()))
-    progress = [lat for s in streams if s.kind == "execution" for lat in progress_latencies(s.take(), since)]
+    taken = [(s.kind, s.take()) for s in streams]
     elapsed = time.time() - since
+    server_cpu = process_cpu_seconds(server_pid) - server_cpu_before
+    chunks += sum(len(received) for _kind, received in taken)
+    progress = [lat for kind, received in taken if kind == "execution" for lat in progress_latencies(received, since)]
     return {
         "window_s": round(elapsed, 1),
         "progress_events": percentiles(progress),
@@ -172,6 +185,11 @@ async def measure(
         "list_changed_fan_out": percentiles(fan_out),
         "all_events": percentiles(progress + list_changed),
         "loadgen_cpu_fraction": round((time.process_time() - cpu_before) / elapsed, 2),
+        "server_cpu_fraction": round(server_cpu / elapsed, 2),
+        # > 0 while the server had work but no CPU: the machine, not capgate, was the limit then
+        "server_runqueue_wait_fraction": round((runqueue_wait_seconds(server_pid) - waited_before) / elapsed, 2),
+        "chunks_received_per_s": round(chunks / elapsed, 1),
+        "server_cpu_ms_per_chunk": round(server_cpu * 1000 / max(1, chunks), 3),
         "closed_streams": sum(s.closed for s in streams),
     }
 
@@ -184,12 +202,17 @@ async def settle_rss(pid: int) -> float:
 async def run(args: argparse.Namespace, server: Server, keys: dict[str, str]) -> dict[str, Any]:
     port, pid = server.port, server.process.pid
     ids = await start_executions(port, keys["executions"], args.executions, args.steps, args.interval_ms)
+    executions_started = time.time()
+
+    def seen(_n: int) -> int:  # about the last event id so far: a new stream need not replay the whole history
+        return max(0, int((time.time() - executions_started) * 1000 / args.interval_ms) - 1)
+
     streams: list[Stream] = []
     checkpoints: list[dict[str, Any]] = [{"streams": 0, "rss_mb": await settle_rss(pid)}]
     errors: list[str] = []
     half = args.total // 2
     blocks: list[tuple[str, int, Callable[[int], Awaitable[Stream]]]] = [
-        ("execution", half, lambda n: open_execution_stream(port, keys["executions"], ids[n % len(ids)])),
+        ("execution", half, lambda n: open_execution_stream(port, keys["executions"], ids[n % len(ids)], seen(n))),
         ("mcp", args.total - half, lambda _n: open_mcp_stream(port, keys["mcp"])),
     ]
     for kind, count, opener in blocks:
@@ -204,7 +227,7 @@ async def run(args: argparse.Namespace, server: Server, keys: dict[str, str]) ->
             "rss_mb": await settle_rss(pid),
         }
         print(f"{len(streams)} streams open ({kind}: {len(opened)}/{count}), RSS {point['rss_mb']} MB", flush=True)
-        point["latency"] = await measure(port, keys, streams, args.window, args.triggers)
+        point["latency"] = await measure(port, pid, keys, streams, args.window, args.triggers)
         print(f"  latency {json.dumps(point['latency'])}", flush=True)
         checkpoints.append(point)
     rss = [c["rss_mb"] for c in checkpoints]
@@ -231,9 +254,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--total", type=int, default=GOAL_STREAMS, help="streams to open, half of each kind")
     parser.add_argument("--executions", type=int, default=50, help="background executions the streams follow")
-    parser.add_argument("--interval-ms", type=int, default=2000, help="progress event interval of each execution")
-    parser.add_argument("--steps", type=int, default=2000, help="progress events per execution (its lifetime)")
-    parser.add_argument("--window", type=float, default=20.0, help="seconds of latency measurement per checkpoint")
+    parser.add_argument("--interval-ms", type=int, default=10_000, help="progress event interval of each execution")
+    parser.add_argument("--steps", type=int, default=360, help="progress events per execution (its lifetime)")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds of latency measurement per checkpoint")
     parser.add_argument("--triggers", type=int, default=5, help="list_changed triggers per checkpoint")
     parser.add_argument("--parallel", type=int, default=64, help="streams being opened at once")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "streams.json")
