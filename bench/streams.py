@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,7 +35,7 @@ from typing import Any
 from bench.loadgen import exchange, post_json
 from bench.machine import machine
 from bench.mcp_loadgen import process_cpu_seconds
-from bench.servers import CAPGATE, Server, capgate_env, cli, free_port, start
+from bench.servers import CAPGATE, Server, capgate_env, cli, free_port, wait_for_healthz
 from bench.stream_clients import (
     Stream,
     list_changed_receipts,
@@ -43,7 +43,15 @@ from bench.stream_clients import (
     open_mcp_stream,
     progress_latencies,
 )
-from bench.stream_setup import create_stream_keys
+from bench.stream_setup import (
+    create_stream_keys,
+    log_summary,
+    percentiles,
+    raise_nofile,
+    rss_mb,
+    runqueue_wait_seconds,
+    server_nofile,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_STREAMS = 10_000
@@ -59,47 +67,6 @@ CAPS = {
     "CAPGATE_LOG_LEVEL": "INFO",
     "CAPGATE_SHUTDOWN_TIMEOUT_SECONDS": "5",  # the executions still running when the benchmark ends
 }
-
-
-def raise_nofile() -> dict[str, int]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return {"soft": soft, "hard": hard}
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def runqueue_wait_seconds(pid: int) -> float:
-    """Time the process's main thread spent runnable but waiting for a CPU (Linux schedstat)."""
-    with open(f"/proc/{pid}/schedstat") as schedstat:
-        return int(schedstat.read().split()[1]) / 1e9
-
-
-def server_nofile(pid: int) -> str:
-    with open(f"/proc/{pid}/limits") as limits:
-        return next((" ".join(line.split()[3:5]) for line in limits if line.startswith("Max open files")), "?")
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"count": 0}
-    ordered = sorted(values)
-    at = lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000  # noqa: E731
-    return {
-        "count": len(ordered),
-        "p50_ms": round(at(0.50), 2),
-        "p90_ms": round(at(0.90), 2),
-        "p99_ms": round(at(0.99), 2),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
 
 
 async def start_executions(port: int, key: str, count: int, steps: int, interval_ms: int) -> list[str]:
@@ -134,7 +101,8 @@ async def open_block(
     return opened, errors
 
 
-async def trigger_list_changed(port: int, manage_key: str, key_id: str, turn: int) -> float:
+async def trigger_list_changed(port: int, manage_key: str, key_id: str, turn: int) -> tuple[float, float]:
+    """PATCHes key M's allowed tools; returns when the request was sent and when it was answered."""
     allowed = ["example_echo", "example_countdown"] + ([] if turn % 2 else ["example_fail"])
     body = json.dumps({"allowedTools": allowed}).encode()
     request = post_json(f"/api/keys/{key_id}", port, body, [("x-api-key", manage_key)]).replace(b"POST ", b"PATCH ", 1)
@@ -142,7 +110,7 @@ async def trigger_list_changed(port: int, manage_key: str, key_id: str, turn: in
     status, answer = await exchange(port, request)
     if status != 200:
         raise RuntimeError(f"PATCH key answered {status}: {answer[:300]!r}")
-    return sent
+    return sent, time.time()
 
 
 async def measure(
@@ -157,11 +125,12 @@ async def measure(
     mcp = [s for s in streams if s.kind == "mcp"]
     list_changed: list[float] = []
     fan_out: list[float] = []  # receipt - the first receipt of the same trigger
+    patch_answered: list[float] = []  # the trigger's own round trip (PATCH /api/keys/{id})
     missing = chunks = 0  # chunks: what the streams received (events, pings, heartbeats), one send each about
     for turn in range(triggers if mcp else 0):
         await asyncio.sleep(window / (triggers + 1))
         chunks += sum(len(stream.take()) for stream in mcp)
-        sent = await trigger_list_changed(port, keys["manage"], keys["mcp_key_id"], turn)
+        sent, answered = await trigger_list_changed(port, keys["manage"], keys["mcp_key_id"], turn)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and sum(len(s.received) for s in mcp) < len(mcp):
             await asyncio.sleep(0.05)
@@ -170,6 +139,7 @@ async def measure(
         receipts = [r for received in taken for r in list_changed_receipts(received)]
         missing += max(0, len(mcp) - len(receipts))
         list_changed += [r - sent for r in receipts]
+        patch_answered.append(answered - sent)
         fan_out += [r - min(receipts) for r in receipts]
     await asyncio.sleep(max(0.0, since + window - time.time()))
     taken = [(s.kind, s.take()) for s in streams]
@@ -183,6 +153,7 @@ async def measure(
         "progress_events_per_s": round(len(progress) / elapsed, 1),
         "list_changed": {**percentiles(list_changed), "triggers": triggers if mcp else 0, "missing": missing},
         "list_changed_fan_out": percentiles(fan_out),
+        "trigger_patch_round_trip": percentiles(patch_answered),
         "all_events": percentiles(progress + list_changed),
         "loadgen_cpu_fraction": round((time.process_time() - cpu_before) / elapsed, 2),
         "server_cpu_fraction": round(server_cpu / elapsed, 2),
@@ -267,12 +238,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         env = capgate_env(Path(base), port, **CAPS)
         cli(env, "db", "upgrade")
         keys = create_stream_keys(Path(base))
-        server = start([CAPGATE, "serve"], env, port)
-        try:
-            results = asyncio.run(run(args, server, keys))
-            results["server_nofile_limit"] = server_nofile(server.process.pid)
-        finally:
-            server.stop()
+        log = Path(base) / "server.log"
+        with log.open("wb") as stderr:  # the request log and any error, read back below
+            process = subprocess.Popen([CAPGATE, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+            server = Server(process, port)
+            try:
+                wait_for_healthz(port, process)
+                results = asyncio.run(run(args, server, keys))
+                results["server_nofile_limit"] = server_nofile(server.process.pid)
+            finally:
+                server.stop()
+        results["server_log"] = log_summary(log)
     report = {
         "benchmark": "open event streams in one capgate process: execution SSE + legacy MCP GET streams",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
