@@ -16,7 +16,7 @@ progress event on every execution stream (receipt − the event's ``createdAt``)
 list_changed triggers (receipt on each MCP stream − the moment the PATCH was sent). Results:
 bench/results/streams.json.
 
-    .venv/bin/python -m bench.streams [--total 10000] [--executions 50] [--interval-ms 10000]
+    .venv/bin/python -m bench.streams [--total 10000] [--executions 50] [--interval-ms 30000]
 """
 
 from __future__ import annotations
@@ -227,9 +227,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--total", type=int, default=GOAL_STREAMS, help="streams to open, half of each kind")
     parser.add_argument("--executions", type=int, default=50, help="background executions the streams follow")
-    parser.add_argument("--interval-ms", type=int, default=10_000, help="progress event interval of each execution")
+    parser.add_argument("--interval-ms", type=int, default=30_000, help="progress event interval of each execution")
     parser.add_argument("--steps", type=int, default=360, help="progress events per execution (its lifetime)")
-    parser.add_argument("--window", type=float, default=30.0, help="seconds of latency measurement per checkpoint")
+    parser.add_argument("--window", type=float, default=45.0, help="seconds of latency measurement per checkpoint")
     parser.add_argument("--triggers", type=int, default=5, help="list_changed triggers per checkpoint")
     parser.add_argument("--parallel", type=int, default=64, help="streams being opened at once")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "streams.json")
