@@ -83,17 +83,24 @@ async def start_executions(port: int, key: str, count: int, steps: int, interval
 
 
 async def open_block(
-    opener: Callable[[int], Awaitable[Stream]], count: int, parallel: int
+    opener: Callable[[int], Awaitable[Stream]], count: int, parallel: int, budget: float
 ) -> tuple[list[Stream], list[str]]:
-    """Opens ``count`` streams, ``parallel`` at a time; returns the open ones and the reasons for the rest."""
+    """Opens ``count`` streams, ``parallel`` at a time, each within 60 s, all within ``budget`` seconds;
+    returns the open ones and why the others are not (refused, timed out, or out of time)."""
     gate = asyncio.Semaphore(parallel)
     opened: list[Stream] = []
     errors: list[str] = []
+    deadline = time.monotonic() + budget
 
     async def one(index: int) -> None:
         async with gate:
+            if time.monotonic() > deadline:
+                errors.append(f"not attempted: the block's {budget:.0f} s budget was spent")
+                return
             try:
-                opened.append(await opener(index))
+                opened.append(await asyncio.wait_for(opener(index), 60))
+            except TimeoutError:
+                errors.append("no answer within 60 s")
             except Exception as error:  # noqa: BLE001 (reported: why the count was not reached)
                 errors.append(f"{type(error).__name__}: {str(error)[:200]}")
 
@@ -190,7 +197,7 @@ async def run(args: argparse.Namespace, server: Server, keys: dict[str, str]) ->
     ]
     for kind, count, opener in blocks:
         started = time.perf_counter()
-        opened, failed = await open_block(opener, count, args.parallel)
+        opened, failed = await open_block(opener, count, args.parallel, args.open_budget)
         streams += opened
         errors += failed
         point: dict[str, Any] = {
@@ -231,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=360, help="progress events per execution (its lifetime)")
     parser.add_argument("--window", type=float, default=45.0, help="seconds of latency measurement per checkpoint")
     parser.add_argument("--triggers", type=int, default=5, help="list_changed triggers per checkpoint")
+    parser.add_argument("--open-budget", type=float, default=900.0, help="seconds to open each half at most")
     parser.add_argument("--parallel", type=int, default=64, help="streams being opened at once")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "streams.json")
     args = parser.parse_args(argv)
