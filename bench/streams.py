@@ -74,7 +74,8 @@ async def start_executions(port: int, key: str, count: int, steps: int, interval
     headers = [("x-api-key", key), ("prefer", "respond-async")]
     request = post_json("/api/runtime/tools/example_countdown", port, body, headers)
     ids = []
-    for _ in range(count):
+    for _ in range(count):  # spread over one interval: the events come at a steady rate, not in one burst
+        await asyncio.sleep(interval_ms / 1000 / count)
         status, answer = await exchange(port, request)
         if status != 202:
             raise RuntimeError(f"background invoke answered {status}: {answer[:300]!r}")
