@@ -87,11 +87,14 @@ def keys_scale(doc: dict[str, Any]) -> tuple[str, bool | None]:
 
 
 def streams(doc: dict[str, Any]) -> tuple[str, bool | None]:
-    count, p99 = doc.get("max_streams_open"), doc.get("p99_ms_at_max")
+    count = doc.get("max_streams_open")
     if count is None:
         return NOT_MEASURED, None
-    rss = [point.get("rss_mb") for point in doc.get("checkpoints", [])]
-    text = f"{count:,} streams, p99 {p99} ms, RSS {' / '.join(str(r) for r in rss)} MB"
+    points = doc.get("checkpoints", [])
+    latency = (points[-1].get("latency") or {}) if points else {}
+    progress, changed = dig(latency, "progress_events", "p99_ms"), dig(latency, "list_changed", "p99_ms")
+    rss = " / ".join(f"{point.get('rss_mb', 0):.0f}" for point in points)
+    text = f"{count:,} streams; p99 progress {progress} ms, list_changed {changed} ms; RSS {rss} MB"
     return text, bool(doc.get("meets_goal"))
 
 
@@ -174,7 +177,7 @@ def render(table: Sequence[Row]) -> str:
         measured = f"{row.measured} ([{row.file}](bench/results/{row.file}))" if row.source else row.measured
         lines.append(f"| {row.goal} | {row.target} | {measured} | {met} | {date} | {where} |")
     lines.append("")
-    lines.append(f"Table written by `python -m bench.goals` on a {cpu_model()}; figures from one run each.")
+    lines.append(f"Written by `python -m bench.goals` ({cpu_model()}); each row's figures come from one run.")
     lines.append(END)
     return "\n".join(lines)
 

@@ -106,8 +106,9 @@ def start_bare() -> Server:
 
 def start_fastmcp() -> Server:
     port, token = free_port(), secrets.token_urlsafe(24)
-    command = [sys.executable, "-m", "bench.mcp_fastmcp", "--port", str(port), "--token", token]
-    return Server("fastmcp", command, dict(os.environ), port, {"Authorization": f"Bearer {token}"})
+    command = [sys.executable, "-m", "bench.mcp_fastmcp", "--port", str(port)]
+    env = {**os.environ, "BENCH_FASTMCP_TOKEN": token}
+    return Server("fastmcp", command, env, port, {"Authorization": f"Bearer {token}"})
 
 
 def start_trivial() -> Server:

@@ -6,13 +6,14 @@ model, text + structured answer), served with ``http_app()`` defaults (Streamabl
 sessions and the stateless 2026-07-28 protocol, as the SDK's session manager serves them) under
 one uvicorn worker:
 
-    python -m bench.mcp_fastmcp --port 8002 --token TOKEN   # clients send Authorization: Bearer TOKEN
+    BENCH_FASTMCP_TOKEN=TOKEN python -m bench.mcp_fastmcp --port 8002   # clients send Authorization: Bearer TOKEN
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Annotated, Any
 
 import uvicorn
@@ -40,10 +41,10 @@ def build_app(token: str) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--token", required=True)
     args = parser.parse_args()
     logging.getLogger("fastmcp").setLevel(logging.WARNING)
-    uvicorn.run(build_app(args.token), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    token = os.environ["BENCH_FASTMCP_TOKEN"]  # not on the command line, where `ps` shows it
+    uvicorn.run(build_app(token), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":
