@@ -10,6 +10,14 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 
 
+class McpSettings(BaseModel):
+    mcp_fast_path: bool = Field(
+        default=True,
+        description="answer plain stateless (2026-07-28) tools/list and tools/call natively instead of through the"
+        " SDK's per-request machinery; false sends every MCP request through the SDK",
+    )
+
+
 class ObservabilitySettings(BaseModel):
     metrics_enabled: bool = Field(default=True, description="count requests, decisions and the rest for /metrics")
     metrics_bind: str | None = Field(
