@@ -167,6 +167,8 @@ def measure_backend(points: Sequence[Point], pool: Sequence[keys_seed.PoolKey], 
             print(f"warm round {number + 1} {point.count:>9,}: {figures['rps']:8.1f} rps", flush=True)
     for point in points:
         point.rss("after_warm")
+    if not args.unknown_ids:
+        return
     unknown = [
         format_key("live", random_base62(KEY_ID_LENGTH), random_base62(SECRET_LENGTH)) for _ in range(args.unknown_ids)
     ]
@@ -230,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--unknown-ids", type=int, default=20_000, help="distinct unknown ids in the cache-bound step")
     parser.add_argument("--argon2-memory-kib", type=int, default=1024)
     parser.add_argument("--argon2-time-cost", type=int, default=1)
+    parser.add_argument("--merge", action="store_true", help="keep the other backends' results already in --output")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "keys_scale.json")
     args = parser.parse_args(argv)
     args.counts = sorted(args.counts)
@@ -238,7 +241,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     pool_size = max(min(args.warm_keys, max(args.counts)), args.cold_keys * args.rounds)
     pool = keys_seed.make_pool(pool_size, params)
     print(f"{len(pool)} keys hashed in {time.perf_counter() - started:.1f} s", flush=True)
-    backends = {backend: run_backend(backend, pool, params, args) for backend in args.backends}
+    previous = json.loads(args.output.read_text()) if args.output.exists() else {}
+    backends = previous.get("backends", {}) if args.merge else {}
+    for backend in args.backends:
+        backends[backend] = run_backend(backend, pool, params, args)
+        backends[backend]["run"] = {
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_average_before_after": [[round(v, 2) for v in load_before], [round(v, 2) for v in os.getloadavg()]],
+            "options": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        }
+        write(args, params, backends, load_before, started)
+    for backend in args.backends:
+        for count, entry in backends[backend]["by_key_count"].items():
+            warm, cold = entry["warm"], entry["cold"]
+            print(
+                f"{backend:>10} {int(count):>9,}: warm {warm['rps']:8.1f} rps (×{warm['ratio_to_first']}), "
+                f"cold {cold['rps']:7.1f} rps (×{cold['ratio_to_first']}), "
+                f"RSS {max(entry['rss_kib'].values()) // 1024} MiB"
+            )
+    print("→", args.output)
+
+
+def write(
+    args: argparse.Namespace,
+    params: Argon2Parameters,
+    backends: dict[str, Any],
+    load_before: tuple[float, float, float],
+    started: float,
+) -> None:
+    """Writes the results so far (each backend's own run, options and load average are in its entry)."""
     document: dict[str, Any] = {
         "benchmark": "GET /capabilities vs number of stored keys: warm keys spread over --warm-keys, and cold keys "
         "(each request a key the process has not seen); ratios are to the smallest key count, same run",
@@ -266,15 +297,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
-    for backend, result in backends.items():
-        for count, entry in result["by_key_count"].items():
-            warm, cold = entry["warm"], entry["cold"]
-            print(
-                f"{backend:>10} {int(count):>9,}: warm {warm['rps']:8.1f} rps (×{warm['ratio_to_first']}), "
-                f"cold {cold['rps']:7.1f} rps (×{cold['ratio_to_first']}), "
-                f"RSS {entry['rss_kib']['after_unknown_ids'] // 1024} MiB"
-            )
-    print("→", args.output)
 
 
 if __name__ == "__main__":
