@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ from bench import keys_seed, loadgen, servers
 from bench.verification import stats
 
 ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = 300.0  # seconds: on the shared 2-CPU machine at load 15-20 a server took over 30 s to listen
 
 
 @dataclass
@@ -110,7 +112,13 @@ def start_point(
     print(f"{backend} {count:>9,} keys seeded in {seed_seconds:.1f} s", flush=True)
     stats_file = tmp / f"{backend}-{count}.stats.json"
     command = [sys.executable, "-m", "bench.uvicorn_runner", "capgate", "--port", str(port), "--stats", str(stats_file)]
-    return Point(count, servers.start(command, env, port), stats_file, seed_seconds, database)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        servers.wait_for_healthz(port, process, timeout=STARTUP_TIMEOUT)
+    except BaseException:
+        process.kill()
+        raise
+    return Point(count, servers.Server(process, port), stats_file, seed_seconds, database)
 
 
 def all_counted(
