@@ -45,6 +45,7 @@ from bench import keys_seed, loadgen, servers
 from bench.verification import stats
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVER_LOGS = Path(tempfile.gettempdir()) / "capgate-keyscale-logs"
 STARTUP_TIMEOUT = 300.0  # seconds: on the shared 2-CPU machine at load 15-20 a server took over 30 s to listen
 
 
@@ -112,7 +113,10 @@ def start_point(
     print(f"{backend} {count:>9,} keys seeded in {seed_seconds:.1f} s", flush=True)
     stats_file = tmp / f"{backend}-{count}.stats.json"
     command = [sys.executable, "-m", "bench.uvicorn_runner", "capgate", "--port", str(port), "--stats", str(stats_file)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = SERVER_LOGS / f"{backend}-{count}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as stderr:  # the server's own log (WARNING and up): where a 500 is explained
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         servers.wait_for_healthz(port, process, timeout=STARTUP_TIMEOUT)
     except BaseException:
