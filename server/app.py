@@ -25,6 +25,8 @@ from server.mcp.forwarding import SessionForwarder
 from server.mcp.owners import SessionOwners
 from server.mcp.server import build_mcp_server, build_session_manager
 from server.mcp.session_quota import SessionQuota
+from server.mcp.stateless import StatelessFastPath
+from server.mcp.tool_calls import McpToolCalls
 from server.observability.exposition import serve_metrics_bind
 from server.observability.requests import RequestObservationMiddleware
 from server.routes.routing import public_paths
@@ -46,20 +48,22 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings()
     state = build_state(settings, tools or default_registry(memory_limits(settings)), clock)
-    mcp_server = build_mcp_server(
-        state.runtime,
-        state.mcp_sessions,
-        public_base_url=state.public_base_url,
-        streams=state.streams,
-        metrics=state.metrics,
-    )
+    tool_calls = McpToolCalls(state.runtime, state.streams, public_base_url=state.public_base_url)
+    mcp_server = build_mcp_server(state.runtime, state.mcp_sessions, tool_calls, metrics=state.metrics)
     mcp_manager = build_session_manager(mcp_server, settings)
     quota = SessionQuota(mcp_manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
     forwarder = SessionForwarder(
         SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
         max_body_bytes=settings.max_request_body_bytes,
     )
-    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota, forwarder, state.mcp_sessions.listeners)
+    fast_path = (
+        StatelessFastPath(
+            mcp_server, tool_calls, mcp_manager.security_settings, max_body_bytes=settings.max_request_body_bytes
+        )
+        if settings.mcp_fast_path
+        else None
+    )
+    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota, forwarder, state.mcp_sessions.listeners, fast_path)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:
@@ -149,6 +153,7 @@ def create_app(
                 speaks_jsonrpc=speaks_jsonrpc,
                 on_failure=on_failure,
                 on_success=on_success,
+                server_timing=settings.server_timing,
             ),
             *(
                 [
