@@ -57,6 +57,7 @@ def create_app(
     quota = SessionQuota(mcp_manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
     forwarder = SessionForwarder(
         SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
+        state.relay,
         max_body_bytes=settings.max_request_body_bytes,
     )
     mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota, forwarder, state.mcp_sessions.listeners)
@@ -158,6 +159,7 @@ def create_app(
                         counts=counts_toward_rate_limit,
                         speaks_jsonrpc=speaks_jsonrpc,
                         observer=state.metrics,
+                        uncounted=state.relay.relayed,
                     )
                 ]
                 if state.rate_limiter is not None

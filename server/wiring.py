@@ -18,6 +18,7 @@ from auth.models import ApiKey, Organization, User
 from auth.ratelimit import LimitPolicies, Limits, Overrides, RateLimitBackend, RateLimiter
 from auth.ratelimit_memory import InProcessBackend
 from auth.records import KeyRecord
+from auth.relay import RelaySigner
 from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
@@ -225,6 +226,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         integration_feeds=list(integration_feeds(sessions, integrations, interval=settings.key_change_poll_seconds)),
         drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
         notifications=None,
+        relay=RelaySigner(pepper),
     )
     if engine.dialect.name == "postgresql":
         state.notifications = ChangeNotifications(settings.resolved_database_url)
