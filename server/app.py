@@ -21,6 +21,7 @@ from server.admin.app import admin_mount
 from server.body_deadline import BodyDeadlineMiddleware
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.endpoint import McpEndpoint
+from server.mcp.event_log import EventLog
 from server.mcp.forwarding import SessionForwarder
 from server.mcp.owners import SessionOwners
 from server.mcp.server import build_mcp_server, build_session_manager
@@ -53,10 +54,11 @@ def create_app(
         streams=state.streams,
         metrics=state.metrics,
     )
-    mcp_manager = build_session_manager(mcp_server, settings)
+    events = EventLog(state.sessions, per_stream=settings.mcp_events_per_stream)
+    mcp_manager = build_session_manager(mcp_server, settings, events)
     quota = SessionQuota(mcp_manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
     forwarder = SessionForwarder(
-        SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
+        SessionOwners(state.sessions, events, self_url=settings.resolved_replica_url),
         state.relay,
         max_body_bytes=settings.max_request_body_bytes,
     )
@@ -83,6 +85,7 @@ def create_app(
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 state.runtime.background = tasks
                 tasks.start_soon(state.watcher.run)
+                tasks.start_soon(events.run)
                 tasks.start_soon(state.tool_watcher.run)
                 if state.notifications is not None:
                     tasks.start_soon(state.notifications.run)

@@ -27,6 +27,7 @@ from server.db import create_engine, session_factory
 from server.draining import Drain
 from server.integrations.wiring import build_catalog, integration_feeds
 from server.key_events import apply_notifications, key_change_listeners, tool_setting_listeners
+from server.mcp.event_log import delete_old_events
 from server.mcp.listening import KeyListeners
 from server.mcp.server import principal_of
 from server.mcp.sessions import McpSessionDirectory
@@ -245,4 +246,6 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         executions=timedelta(days=settings.retention_days),
         idempotency=timedelta(seconds=settings.idempotency_ttl_seconds),
         audit=timedelta(days=settings.audit_retention_days),
+        stream_events=timedelta(seconds=settings.mcp_event_retention_seconds),
+        delete_stream_events=delete_old_events,
     )

@@ -25,6 +25,7 @@ from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
 from auth.streams import StreamRegistry, StreamTimeLimit
 from server.integrations.tools import mcp_input_schema
+from server.mcp.event_log import EventLog
 from server.mcp.resumable import ResumableSessionManager
 from server.mcp.sessions import McpSessionDirectory
 from server.observability.mcp import McpObservation
@@ -231,7 +232,7 @@ def build_mcp_server(
     return server
 
 
-def build_session_manager(server: Server[Any], settings: Settings) -> ResumableSessionManager:
+def build_session_manager(server: Server[Any], settings: Settings, events: EventLog) -> ResumableSessionManager:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=settings.allowed_hosts,
@@ -240,6 +241,7 @@ def build_session_manager(server: Server[Any], settings: Settings) -> ResumableS
     return ResumableSessionManager(
         server,
         security_settings=security,
+        events=events,
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,
         max_sessions=None,  # SessionQuota caps sessions per key and evicts the idlest at max_mcp_sessions
