@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
@@ -35,6 +35,7 @@ from server.runtime.worker import run_worker
 from server.settings import Settings
 from server.usage_flusher import UsageFlusher
 from server.wiring import build_state, memory_limits, retention_policy
+from server.worker_address import own_listener
 from tools.catalog import default_registry
 from tools.registry import ToolRegistry
 
@@ -77,9 +78,12 @@ def create_app(
     routes = [*api_routes(mcp_endpoint), admin_mount(state)]
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(this_app: Starlette) -> AsyncIterator[None]:
+        own_address = AsyncExitStack()  # --workers N: this worker's own port, where its legacy sessions are claimed
         try:
             await flusher.load()
+            own_url = await own_address.enter_async_context(own_listener(this_app, settings))
+            forwarder.owners.self_url = own_url or forwarder.owners.self_url
             await forwarder.owners.release_previous_process()
             state.drain.install()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
@@ -127,6 +131,7 @@ def create_app(
             await state.decisions.flush(state.sessions, state.runtime.committer.submit, final=True)
         finally:
             state.drain.uninstall()
+            await own_address.aclose()
             await forwarder.aclose()
             if state.rate_limiter is not None:
                 await state.rate_limiter.backend.aclose()

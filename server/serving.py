@@ -96,7 +96,9 @@ def run_server(settings: Settings) -> None:
         from server.observability.workers import prepare_workers
 
         # Workers are new processes: what the command line overrode must reach them through the environment.
-        os.environ.update(CAPGATE_HOST=settings.host, CAPGATE_PORT=str(settings.port))
+        os.environ.update(
+            CAPGATE_HOST=settings.host, CAPGATE_PORT=str(settings.port), CAPGATE_WORKERS=str(settings.workers)
+        )
         prepare_workers(settings)  # before any worker starts: they share one directory of metrics
         uvicorn.run(
             "server.serving:app_from_environment",
