@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
@@ -26,6 +26,8 @@ from server.mcp.forwarding import SessionForwarder
 from server.mcp.owners import SessionOwners
 from server.mcp.server import build_mcp_server, build_session_manager
 from server.mcp.session_quota import SessionQuota
+from server.mcp.stateless import StatelessFastPath
+from server.mcp.tool_calls import McpToolCalls
 from server.observability.exposition import serve_metrics_bind
 from server.observability.requests import RequestObservationMiddleware
 from server.routes.routing import public_paths
@@ -35,7 +37,6 @@ from server.runtime.worker import run_worker
 from server.settings import Settings
 from server.usage_flusher import UsageFlusher
 from server.wiring import build_state, memory_limits, retention_policy
-from server.worker_address import own_listener
 from tools.catalog import default_registry
 from tools.registry import ToolRegistry
 
@@ -45,16 +46,14 @@ def create_app(
     *,
     tools: ToolRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    own_address: Callable[[Starlette], AbstractAsyncContextManager[str | None]] | None = None,
 ) -> Starlette:
+    """``own_address``: a worker's own listener (``--workers N``, ``server.serving.own_listener``), whose URL
+    this process claims its legacy MCP sessions at."""
     settings = settings or Settings()
     state = build_state(settings, tools or default_registry(memory_limits(settings)), clock)
-    mcp_server = build_mcp_server(
-        state.runtime,
-        state.mcp_sessions,
-        public_base_url=state.public_base_url,
-        streams=state.streams,
-        metrics=state.metrics,
-    )
+    tool_calls = McpToolCalls(state.runtime, state.streams, public_base_url=state.public_base_url)
+    mcp_server = build_mcp_server(state.runtime, state.mcp_sessions, tool_calls, metrics=state.metrics)
     events = EventLog(state.sessions, per_stream=settings.mcp_events_per_stream)
     mcp_manager = build_session_manager(mcp_server, settings, events)
     quota = SessionQuota(mcp_manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
@@ -63,7 +62,14 @@ def create_app(
         state.relay,
         max_body_bytes=settings.max_request_body_bytes,
     )
-    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota, forwarder, state.mcp_sessions.listeners)
+    fast_path = (
+        StatelessFastPath(
+            mcp_server, tool_calls, mcp_manager.security_settings, max_body_bytes=settings.max_request_body_bytes
+        )
+        if settings.mcp_fast_path
+        else None
+    )
+    mcp_endpoint = McpEndpoint(mcp_manager, state.runtime, quota, forwarder, state.mcp_sessions.listeners, fast_path)
     flusher = UsageFlusher(state)
 
     def on_failure(scope: Scope, presented: str | None, error: CapgateError) -> None:
@@ -79,11 +85,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(this_app: Starlette) -> AsyncIterator[None]:
-        own_address = AsyncExitStack()  # --workers N: this worker's own port, where its legacy sessions are claimed
+        listener = AsyncExitStack()
         try:
             await flusher.load()
-            own_url = await own_address.enter_async_context(own_listener(this_app, settings))
-            forwarder.owners.self_url = own_url or forwarder.owners.self_url
+            if own_address is not None:
+                own_url = await listener.enter_async_context(own_address(this_app))
+                forwarder.owners.self_url = own_url or forwarder.owners.self_url
             await forwarder.owners.release_previous_process()
             state.drain.install()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
@@ -131,7 +138,7 @@ def create_app(
             await state.decisions.flush(state.sessions, state.runtime.committer.submit, final=True)
         finally:
             state.drain.uninstall()
-            await own_address.aclose()
+            await listener.aclose()
             await forwarder.aclose()
             if state.rate_limiter is not None:
                 await state.rate_limiter.backend.aclose()
@@ -158,6 +165,7 @@ def create_app(
                 speaks_jsonrpc=speaks_jsonrpc,
                 on_failure=on_failure,
                 on_success=on_success,
+                server_timing=settings.server_timing,
             ),
             *(
                 [

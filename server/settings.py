@@ -17,7 +17,7 @@ from pydantic_settings import (
 )
 
 from auth.hashing import Argon2Parameters
-from server.settings_groups import IntegrationSettings, ObservabilitySettings, ReplicaSettings
+from server.settings_groups import IntegrationSettings, ObservabilitySettings, ReplicaSettings, ServingSettings
 
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -52,7 +52,7 @@ def async_database_url(url: str) -> str:
     return f"{backend}+{_ASYNC_DRIVERS[backend]}://{rest}"
 
 
-class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings, ReplicaSettings):
+class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings, ReplicaSettings, ServingSettings):
     model_config = SettingsConfigDict(
         env_prefix="CAPGATE_",
         toml_file=[project_dir() / "capgate.toml", Path("capgate.toml")],  # the current folder's file wins

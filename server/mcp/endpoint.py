@@ -3,7 +3,8 @@ and the caller of a stateless tools/call made known to the SDK's ``Mcp-Param`` h
 
 Across replicas: a new legacy session is claimed for this replica in the shared directory before
 the client learns its id, and released when deleted; a request for a session this replica does not
-hold is relayed to its owner (``forwarding.py``); a standalone GET stream starts with a priming
+hold is relayed to its owner (``forwarding.py``); a plain stateless tools/list or tools/call is
+answered natively (``stateless.py``); a standalone GET stream starts with a priming
 event (``resumable.py``); ``subscriptions/listen`` requests are tracked per key (``listening.py``).
 """
 
@@ -21,6 +22,7 @@ from server.mcp.listening import KeyListeners
 from server.mcp.resumable import ResumableSessionManager, priming
 from server.mcp.server import DISABLED_TOOLS, mcp_caller
 from server.mcp.session_quota import SessionQuota, TooManySessions
+from server.mcp.stateless import StatelessFastPath, wants_fast_path
 from server.runtime.invocation import Runtime
 
 
@@ -40,12 +42,14 @@ class McpEndpoint:
         quota: SessionQuota,
         forwarder: SessionForwarder,
         listeners: KeyListeners,
+        fast_path: StatelessFastPath | None = None,
     ) -> None:
         self.manager = manager
         self.runtime = runtime
         self.quota = quota
         self.forwarder = forwarder
         self.listeners = listeners
+        self.fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get("user")
@@ -94,6 +98,11 @@ class McpEndpoint:
             return
         # Fetched once per HTTP request; the handlers find it on the request's scope.
         disabled = scope[DISABLED_TOOLS] = await self.runtime.disabled_tools(principal)
+        if self.fast_path is not None and (method := wants_fast_path(scope, self.fast_path.max_body)) is not None:
+            handed_back = await self.fast_path(method, principal, disabled, scope, receive, send)
+            if handed_back is None:
+                return
+            receive = handed_back
         if (b"mcp-method", b"subscriptions/listen") in scope["headers"]:
             await self.listeners.track(principal, lambda: self.manager.handle_request(scope, receive, send))
             return

@@ -9,7 +9,6 @@ it, so context variables would name the opening request instead).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -21,20 +20,16 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.transport_security import TransportSecuritySettings
 
-from auth.errors import CapgateError, InvalidRequest, NotFound, RevokedApiKey
 from auth.principal import Principal
-from auth.streams import StreamRegistry, StreamTimeLimit
-from server.integrations.tools import mcp_input_schema
 from server.mcp.event_log import EventLog
 from server.mcp.resumable import ResumableSessionManager
 from server.mcp.sessions import McpSessionDirectory
+from server.mcp.tool_calls import McpToolCalls
 from server.observability.mcp import McpObservation
 from server.observability.metrics import Metrics
 from server.observability.observed import observed
 from server.runtime.invocation import Runtime
 from server.settings import Settings
-from tools.accounts import AccountRequired
-from tools.registry import Tool
 
 SERVER_NAME = "capgate"
 # The caller of the stateless tools/call being handled, and its organization's disabled tools:
@@ -55,50 +50,6 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     if not isinstance(user, Principal):  # AuthMiddleware guarantees one; this guards a mis-mounted endpoint
         raise RuntimeError("MCP request without an authenticated principal")
     return user
-
-
-def mcp_tool(tool: Tool) -> types.Tool:
-    return types.Tool(
-        name=tool.name,
-        description=tool.description,
-        input_schema=mcp_input_schema(tool),
-        annotations=types.ToolAnnotations(
-            read_only_hint=tool.read_only,
-            idempotent_hint=tool.idempotent,
-            destructive_hint=tool.destructive,
-            open_world_hint=tool.kind == "integration",
-        ),
-    )
-
-
-class McpToolDescriptions:
-    """Each tool as the SDK describes it, built once per tool: tools/list runs on every MCP request.
-    Built with the MCP server; the registry is fixed for the app's life, so the cache is bounded by it."""
-
-    def __init__(self) -> None:
-        self._described: dict[str, tuple[Tool, types.Tool]] = {}
-
-    def __call__(self, tool: Tool) -> types.Tool:
-        entry = self._described.get(tool.name)
-        if entry is None or entry[0] is not tool:
-            entry = self._described[tool.name] = (tool, mcp_tool(tool))
-        return entry[1]
-
-
-def error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
-
-
-def account_required_message(error: AccountRequired) -> str:
-    accounts = (error.details or {}).get("availableAccounts", [])
-    ids = ", ".join(account["connectedAccountId"] for account in accounts)
-    return f"{error.message}. Pass connectedAccountId, one of: {ids}"
-
-
-def invalid_input_message(error: InvalidRequest) -> str:
-    if not error.details:
-        return error.message
-    return f"{error.message}: {json.dumps(error.details, sort_keys=True)}"
 
 
 class SessionTracker:
@@ -154,69 +105,29 @@ def tool_input_schema_lookup(runtime: Runtime) -> Callable[[str], Mapping[str, A
 def build_mcp_server(
     runtime: Runtime,
     directory: McpSessionDirectory,
+    calls: McpToolCalls,
     *,
-    public_base_url: str,
-    streams: StreamRegistry,
     metrics: Metrics,
 ) -> Server[Any]:
-    events_url = f"{public_base_url}/api/runtime/executions/{{executionId}}/events"
-    describe = McpToolDescriptions()
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = await runtime.visible_tools(principal_of(ctx), disabled=disabled_of(ctx))
-        return types.ListToolsResult(tools=[describe(tool) for tool in tools], ttl_ms=0)
+        return await calls.listing(principal_of(ctx), disabled_of(ctx))
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        principal = principal_of(ctx)
-
         async def on_progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(done, total, message)
 
-        # A legacy session runs this handler in the session's task, outside the cancel scope of the POST
-        # that carried the call: the call gets its own, so the kill switch and max_stream_seconds stop the tool too.
-        bound = streams.open(principal.key_id, is_stream=False)
-        try:
-            with bound.scope:
-                result = await runtime.invoke(
-                    principal,
-                    params.name,
-                    dict(params.arguments or {}),
-                    source="mcp",
-                    on_progress=on_progress,
-                    disabled=disabled_of(ctx),
-                    observation=observed(ctx.request.scope) if ctx.request is not None else None,
-                    route="tools/call",
-                )
-            if bound.scope.cancelled_caught:
-                return error_result((RevokedApiKey if bound.terminated else StreamTimeLimit).message)
-        except NotFound:
-            return error_result(f"Unknown tool: {params.name}")
-        except InvalidRequest as error:
-            return error_result(invalid_input_message(error))
-        except AccountRequired as error:
-            return error_result(account_required_message(error))
-        except CapgateError as error:
-            return error_result(error.message)
-        finally:
-            streams.close(bound)
-        meta = {
-            "executionId": result.execution_id,
-            "sessionId": result.session_id,
-            "eventsUrl": events_url.format(executionId=result.execution_id),
-        }
-        if result.status != "succeeded":
-            return types.CallToolResult(
-                content=[types.TextContent(type="text", text=result.error or "Tool failed")], is_error=True, _meta=meta
-            )
-        structured = result.output if isinstance(result.output, dict) else {"result": result.output}
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(result.output, default=str))],
-            structured_content=structured,
-            _meta=meta,
+        return await calls.call(
+            principal_of(ctx),
+            params.name,
+            dict(params.arguments or {}),
+            disabled=disabled_of(ctx),
+            observation=observed(ctx.request.scope) if ctx.request is not None else None,
+            on_progress=on_progress,
         )
 
     server = CapgateMcpServer(

@@ -8,12 +8,14 @@ MCP server span (``{mcp.method.name} {target}``, parent from ``params._meta``), 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult
 from pydantic import ValidationError
+from starlette.types import Scope
 
 from auth.principal import Principal
 from auth.scopes import RUNTIME
@@ -26,7 +28,7 @@ TOOLS_CALL = "tools/call"
 UNKNOWN_TOOL_LABEL = "_unknown"
 
 
-def _is_tool_error(result: HandlerResult) -> bool:
+def is_tool_error(result: HandlerResult) -> bool:
     if isinstance(result, CallToolResult):
         return bool(result.is_error)
     return isinstance(result, dict) and result.get("isError") is True
@@ -37,27 +39,32 @@ class McpObservation:
         self.metrics = metrics
         self.tools = tools
 
-    def _tool_label(self, ctx: ServerRequestContext[Any, Any]) -> str:
-        if ctx.method != TOOLS_CALL:
+    def tool_label(self, method: str, params: Mapping[str, Any] | None) -> str:
+        if method != TOOLS_CALL:
             return ""
-        name = ctx.params.get("name") if ctx.params else None
+        name = params.get("name") if params else None
         return name if isinstance(name, str) and name in self.tools else UNKNOWN_TOOL_LABEL
 
-    def _decide_method(self, ctx: ServerRequestContext[Any, Any]) -> None:
+    def decide_method(self, scope: Scope, method: str) -> None:
         """Methods other than tools/call (whose decision is the runtime's) are allowed by the route's scope."""
-        if ctx.method == TOOLS_CALL or ctx.request_id is None or ctx.request is None:
+        if method == TOOLS_CALL:
             return
-        scope = ctx.request.scope
         principal = scope.get("user")
         request = observed(scope)
         if request is not None and isinstance(principal, Principal):
             request.decide(
-                allowed=True, reason=ALLOWED, rule=f"route needs scope {RUNTIME}", route=ctx.method, principal=principal
+                allowed=True, reason=ALLOWED, rule=f"route needs scope {RUNTIME}", route=method, principal=principal
             )
+
+    def done(self, method: str, params: Mapping[str, Any] | None, error_type: str, started: float) -> None:
+        self.metrics.mcp_operation_done(
+            method, self.tool_label(method, params), error_type, time.perf_counter() - started
+        )
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         started = time.perf_counter()
-        self._decide_method(ctx)
+        if ctx.request_id is not None and ctx.request is not None:
+            self.decide_method(ctx.request.scope, ctx.method)
         error_type = ""
         try:
             result = await call_next(ctx)
@@ -72,10 +79,8 @@ class McpObservation:
             raise
         finally:
             if error_type:
-                self.metrics.mcp_operation_done(
-                    ctx.method, self._tool_label(ctx), error_type, time.perf_counter() - started
-                )
-        if ctx.method == TOOLS_CALL and _is_tool_error(result):
-            error_type = "tool_error"
-        self.metrics.mcp_operation_done(ctx.method, self._tool_label(ctx), error_type, time.perf_counter() - started)
+                self.done(ctx.method, ctx.params, error_type, started)
+        self.done(
+            ctx.method, ctx.params, "tool_error" if ctx.method == TOOLS_CALL and is_tool_error(result) else "", started
+        )
         return result

@@ -49,6 +49,9 @@ async def write(session: AsyncSession, rows: Sequence[Row], statements: Sequence
         await session.execute(statement)
 
 
+SHUTDOWN_COMMIT_SECONDS = 5.0
+
+
 class GroupCommitter:
     def __init__(self, *, max_batch: int = 256) -> None:
         self._max_batch = max_batch
@@ -86,6 +89,13 @@ class GroupCommitter:
                     await self._commit(sessions, batch)
         finally:
             self.running = False
+            # Jobs already queued were acknowledged to nobody yet but are owed a write: commit them before
+            # giving up (bounded, so a database that went away cannot hold shutdown).
+            with anyio.move_on_after(SHUTDOWN_COMMIT_SECONDS, shield=True):
+                while self._queue:
+                    await self._commit(
+                        sessions, [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+                    )
             self._fail_queued()
 
     async def _commit(self, sessions: async_sessionmaker[AsyncSession], batch: list[_Job]) -> None:
