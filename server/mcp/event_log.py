@@ -3,7 +3,7 @@
 Every SSE event a legacy session's transport sends (``resumable.SessionEvents``, the SDK's
 ``EventStore``) is stored here, in the database every replica shares. Writes are batched by one
 writer per process: storing returns at once (no event waits for the database before it goes out)
-and the writer inserts whatever gathered meanwhile in one transaction. A replay first waits until
+and the writer inserts whatever gathered in ``BATCH_SECONDS`` in one transaction. A replay first waits until
 everything this process stored before it is written, then reads the table. Event ids are random
 128-bit tokens looked up together with the session id, so another session's id (another key's, or a
 guess) replays nothing. Bounded: ``per_stream`` events per stream and ``streams`` streams per
@@ -31,6 +31,7 @@ from server.mcp.models import McpSessionEvent
 
 logger = logging.getLogger(__name__)
 TABLE = table_of(McpSessionEvent)
+BATCH_SECONDS = 0.05
 
 
 class EventLog:
@@ -70,6 +71,9 @@ class EventLog:
         try:
             while True:
                 await self._wakeup.wait()
+                # Gather a little first: one transaction per event (a legacy tools/call answer is one) cost
+                # more than the call itself. Nobody waits on this write but a replay, which flushes first.
+                await anyio.sleep(BATCH_SECONDS)
                 self._wakeup = anyio.Event()
                 await self._write_pending()
         finally:
