@@ -23,7 +23,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -146,16 +146,13 @@ def suite(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(NODE), str(SUITE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=90)
 
 
-@dataclass(frozen=True)
-class Gate:
-    url: str  # the proxy's /mcp, which adds the key
+MODES = {"fast-path": "true", "sdk-only": "false"}  # CAPGATE_MCP_FAST_PATH
 
 
-@pytest.fixture(scope="module", params=["true", "false"], ids=["fast-path", "sdk-only"])
-def gate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
-    require(NODE, SUITE)
-    data = tmp_path_factory.mktemp(f"conformance-{request.param}")
-    with running_capgate(data, CAPGATE_MCP_FAST_PATH=request.param) as server:
+@contextmanager
+def conformance_gate(data: Path, fast_path: str) -> Iterator[str]:
+    """A capgate process with an organization and key, behind the key-adding proxy; yields the proxy's MCP URL."""
+    with running_capgate(data, CAPGATE_MCP_FAST_PATH=fast_path) as server:
         server.cli("orgs", "create", "conformance")
         key = server.create_key("conformance")["key"]
         port = free_port()
@@ -164,10 +161,21 @@ def gate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         try:
             poll_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=EVENTUALLY)
             # The DNS-rebinding scenario needs a localhost URL; capgate accepts localhost Host headers.
-            yield Gate(url=f"http://localhost:{port}/mcp")
+            yield f"http://localhost:{port}/mcp"
         finally:
             proxy.terminate()
             proxy.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Both modes' servers, started side by side (each start is a few CLI processes)."""
+    require(NODE, SUITE)
+    with ExitStack() as stack, ThreadPoolExecutor(len(MODES)) as pool:
+        urls = pool.map(
+            lambda mode: stack.enter_context(conformance_gate(tmp_path_factory.mktemp(mode), MODES[mode])), MODES
+        )
+        yield dict(zip(MODES, urls, strict=True))
 
 
 def answers(url: str) -> bool:
@@ -177,10 +185,10 @@ def answers(url: str) -> bool:
         return False
 
 
-def run_scenario(gate: Gate, scenario: str, wire: str, out: Path) -> list[str]:
+def run_scenario(url: str, scenario: str, wire: str, out: Path) -> list[str]:
     """What went wrong in one scenario, as lines for the report: nothing when it conforms."""
     out.mkdir()
-    ran = suite("server", "--url", gate.url, "--scenario", scenario, "--spec-version", wire, "-o", str(out), cwd=out)
+    ran = suite("server", "--url", url, "--scenario", scenario, "--spec-version", wire, "-o", str(out), cwd=out)
     found = sorted(out.glob(f"server-{scenario}-*/checks.json"))
     if not found:
         return [f"{scenario}: no results (exit {ran.returncode}): {ran.stdout[-800:]} {ran.stderr[-800:]}"]
@@ -198,10 +206,11 @@ def run_scenario(gate: Gate, scenario: str, wire: str, out: Path) -> list[str]:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("wire", [DATED, STATELESS])
-def test_conformance_scenarios(gate: Gate, wire: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_conformance_scenarios(gates: dict[str, str], mode: str, wire: str, tmp_path: Path) -> None:
     scenarios = [name for name, wires in SCENARIOS.items() if wire in wires]
     with ThreadPoolExecutor(3) as pool:
-        reports = pool.map(lambda name: run_scenario(gate, name, wire, tmp_path / name), scenarios)
+        reports = pool.map(lambda name: run_scenario(gates[mode], name, wire, tmp_path / name), scenarios)
     problems = [line for report in reports for line in report]
     assert not problems, "\n".join(problems)
 
