@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
@@ -12,6 +13,7 @@ from auth.credentials import extract_api_key
 from auth.errors import CapgateError, send_error
 from auth.principal import Principal
 from auth.records import KeyRecord
+from auth.server_timing import ServerTiming, current_timing
 from auth.streams import StreamRegistry, run_tracked
 from auth.verifier import KeyVerifier
 
@@ -51,8 +53,10 @@ class AuthMiddleware:
         speaks_jsonrpc: Callable[[str], bool],
         on_failure: FailureHook | None = None,
         on_success: SuccessHook | None = None,
+        server_timing: bool = True,
     ) -> None:
         self.app = app
+        self.server_timing = server_timing
         self.on_failure = on_failure
         self.on_success = on_success
         self.verifier = verifier
@@ -75,6 +79,7 @@ class AuthMiddleware:
             return
         jsonrpc = self.speaks_jsonrpc(scope["path"])
         presented: str | None = None
+        timing = ServerTiming() if self.server_timing else None
         try:
             with self.verifier.observer.span("capgate.auth"):
                 presented = extract_api_key(scope["headers"])
@@ -87,15 +92,21 @@ class AuthMiddleware:
                 self.on_failure(scope, presented, error)
             await send_error(send, error, jsonrpc=jsonrpc)
             return
+        if timing is not None:
+            timing.auth = time.perf_counter() - timing.started
         if self.on_success is not None:
             self.on_success(scope, record)
         principal = principal_for(record)
         scope["user"] = principal
         scope["auth"] = AuthCredentials(list(record.scopes))
         sdk_token = auth_context_var.set(principal)
+        timing_token = current_timing.set(timing)
         ended = "client_gone"  # unless run_tracked returns: the request's task was cancelled from outside
         try:
-            ended = await run_tracked(self.app, scope, receive, send, request, jsonrpc=jsonrpc, registry=self.streams)
+            ended = await run_tracked(
+                self.app, scope, receive, send, request, jsonrpc=jsonrpc, registry=self.streams, timing=timing
+            )
         finally:
             self.streams.close(request, ended)
+            current_timing.reset(timing_token)
             auth_context_var.reset(sdk_token)

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.errors import CapgateError, RateLimited, send_error
 from auth.observer import NULL_OBSERVER, AuthObserver
 from auth.principal import Principal
+from auth.server_timing import current_timing
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,8 @@ class RateLimitMiddleware:
         if not isinstance(principal, Principal) or not self.counts(scope["path"]):
             await self.app(scope, receive, send)
             return
+        timing = current_timing.get()
+        started = time.perf_counter()
         try:
             with self.observer.span("capgate.rate_limit"):
                 decision = await self.limiter.hit(principal.key_id)
@@ -189,6 +192,8 @@ class RateLimitMiddleware:
             self.observer.rate_limit("failed_open", "none")
             await self.app(scope, receive, send)
             return
+        if timing is not None:
+            timing.ratelimit = time.perf_counter() - started
         extra = decision.headers()
         self.observer.rate_limit("allowed" if decision.allowed else "refused", decision.window)
         if not decision.allowed:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.errors import CapgateError, RateLimited, RevokedApiKey, send_error
 from auth.observer import NULL_OBSERVER, AuthObserver
+from auth.server_timing import ServerTiming
 
 
 class TooManyStreams(RateLimited):
@@ -123,6 +124,7 @@ async def run_tracked(
     *,
     jsonrpc: bool,
     registry: StreamRegistry,
+    timing: ServerTiming | None = None,
 ) -> str:
     """Runs the request inside its cancel scope and, if it is cut off, still ends the HTTP response properly.
 
@@ -154,6 +156,8 @@ async def run_tracked(
                     request.refused = refused
                     request.scope.cancel()
                     return
+            if timing is not None:
+                message["headers"] = [*message.get("headers", ()), timing.header()]
             started = True
         elif message["type"] == "http.response.body" and not message.get("more_body", False):
             finished = True

@@ -20,6 +20,7 @@ BENCHMARKS = (
     "admin_console",
     "cli_startup",
     "replicas",
+    "server_timing",
 )
 
 

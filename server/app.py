@@ -153,6 +153,7 @@ def create_app(
                 speaks_jsonrpc=speaks_jsonrpc,
                 on_failure=on_failure,
                 on_success=on_success,
+                server_timing=settings.server_timing,
             ),
             *(
                 [

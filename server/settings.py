@@ -17,7 +17,7 @@ from pydantic_settings import (
 )
 
 from auth.hashing import Argon2Parameters
-from server.settings_groups import IntegrationSettings, McpSettings, ObservabilitySettings
+from server.settings_groups import IntegrationSettings, ObservabilitySettings, ServingSettings
 
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -52,7 +52,7 @@ def async_database_url(url: str) -> str:
     return f"{backend}+{_ASYNC_DRIVERS[backend]}://{rest}"
 
 
-class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings, McpSettings):
+class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings, ServingSettings):
     model_config = SettingsConfigDict(
         env_prefix="CAPGATE_",
         toml_file=[project_dir() / "capgate.toml", Path("capgate.toml")],  # the current folder's file wins

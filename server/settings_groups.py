@@ -10,11 +10,15 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 
 
-class McpSettings(BaseModel):
+class ServingSettings(BaseModel):
     mcp_fast_path: bool = Field(
         default=True,
         description="answer plain stateless (2026-07-28) tools/list and tools/call natively instead of through the"
         " SDK's per-request machinery; false sends every MCP request through the SDK",
+    )
+    server_timing: bool = Field(
+        default=True,
+        description="add a Server-Timing header (auth, ratelimit, record, total) to authenticated responses",
     )
 
 

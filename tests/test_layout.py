@@ -132,7 +132,7 @@ def test_only_the_runtime_creates_execution_records() -> None:
 
 
 def test_rest_and_mcp_call_the_runtime_not_the_recorder() -> None:
-    for module in ("server.routes.runtime", "server.mcp.server"):
+    for module in ("server.routes.runtime", "server.mcp.tool_calls"):
         text = source_files()[module].read_text()
         assert "runtime.invoke(" in text and "ExecutionRecorder" not in text, module
 

@@ -66,3 +66,15 @@ def result_of(execution: Execution) -> InvocationResult:
     if execution.status == "succeeded":
         return InvocationResult(execution.id, execution.session_id, "succeeded", execution.output, None)
     return InvocationResult(execution.id, execution.session_id, "failed", None, execution.error or "Execution failed")
+
+
+def tool_span_attributes(
+    execution_id: str, session_id: str, arguments: dict[str, Any], record_io: bool
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "capgate.execution_id": execution_id,
+        "capgate.session_id": session_id,
+    }
+    if record_io:
+        attributes["capgate.tool.arguments"] = json.dumps(arguments, default=str)[:4096]
+    return attributes

@@ -24,8 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth.errors import NotFound
 from auth.principal import Principal
+from auth.server_timing import timing_record
 from server.runtime import store as runtime_store
-from server.runtime.calls import InvocationResult, result_of, validate_idempotency_key, validate_input
+from server.runtime.calls import (
+    InvocationResult,
+    result_of,
+    tool_span_attributes,
+    validate_idempotency_key,
+    validate_input,
+)
 from server.runtime.clock import DatabaseClock
 from server.runtime.group_commit import GroupCommitter
 from server.runtime.recorder import ExecutionRecorder, IdempotencyClaim, ProgressCallback, request_hash
@@ -216,7 +223,8 @@ class Runtime(RuntimeRecords):
                 ttl=timedelta(seconds=self.timing.idempotency_ttl_seconds),
             )
             try:
-                earlier = await recorder.start(claim)
+                with timing_record():
+                    earlier = await recorder.start(claim)
             except BaseException:
                 recorder.close()
                 raise
@@ -238,7 +246,8 @@ class Runtime(RuntimeRecords):
             return await self._run(tool, ctx, args, recorder, arguments)
         try:
             if idempotency_key is None:
-                await recorder.start()  # recorded now: the caller may look the execution up at once
+                with timing_record():
+                    await recorder.start()  # recorded now: the caller may look the execution up at once
         except BaseException:
             recorder.close()
             raise
@@ -273,28 +282,19 @@ class Runtime(RuntimeRecords):
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(recorder.flush_every, self.timing.event_flush_seconds)
                 with spans.child(
-                    f"capgate.tool {tool.name}", tool_span_attributes(recorder, arguments, record_io)
+                    f"capgate.tool {tool.name}",
+                    tool_span_attributes(recorder.execution_id, recorder.session_id, arguments, record_io),
                 ) as span:
                     status, output, error = await call_tool(tool, ctx, args)
                     if span is not None and record_io:
                         span.set_attribute("capgate.tool.result", json.dumps(output, default=str)[:4096])
                 tasks.cancel_scope.cancel()
         except BaseException:  # cancelled (client gone, key's streams terminated, shutdown)
-            with anyio.CancelScope(shield=True), spans.child("capgate.record_write"):
+            with anyio.CancelScope(shield=True), spans.child("capgate.record_write"), timing_record():
                 await recorder.finish("interrupted", None, runtime_store.INTERRUPTED_BY_CANCEL)
             self.telemetry.tool_executed(tool.name, "interrupted")
             raise
-        with spans.child("capgate.record_write"):
+        with spans.child("capgate.record_write"), timing_record():
             await recorder.finish(status, output, error)
         self.telemetry.tool_executed(tool.name, status)
         return InvocationResult(recorder.execution_id, recorder.session_id, status, output, error)
-
-
-def tool_span_attributes(recorder: ExecutionRecorder, arguments: dict[str, Any], record_io: bool) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "capgate.execution_id": recorder.execution_id,
-        "capgate.session_id": recorder.session_id,
-    }
-    if record_io:
-        attributes["capgate.tool.arguments"] = json.dumps(arguments, default=str)[:4096]
-    return attributes
