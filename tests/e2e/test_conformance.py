@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.deadlines import EVENTUALLY
+from tests.deadlines import EVENTUALLY, SCALE
 from tests.e2e.clients_toolchain import CACHE, NODE, ROOT, require
 from tests.e2e.harness import free_port, poll_until, running_capgate
 
@@ -143,7 +143,8 @@ SKIPPED: dict[str, str] = {
 
 def suite(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPGATE_")}
-    return subprocess.run([str(NODE), str(SUITE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=90)
+    command = [str(NODE), str(SUITE), *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=90 * SCALE)
 
 
 MODES = {"fast-path": "true", "sdk-only": "false"}  # CAPGATE_MCP_FAST_PATH
@@ -188,7 +189,8 @@ def answers(url: str) -> bool:
 def run_scenario(url: str, scenario: str, wire: str, out: Path) -> list[str]:
     """What went wrong in one scenario, as lines for the report: nothing when it conforms."""
     out.mkdir()
-    ran = suite("server", "--url", url, "--scenario", scenario, "--spec-version", wire, "-o", str(out), cwd=out)
+    args = ["--scenario", scenario, "--spec-version", wire, "--timeout", str(int(30_000 * SCALE)), "-o", str(out)]
+    ran = suite("server", "--url", url, *args, cwd=out)
     found = sorted(out.glob(f"server-{scenario}-*/checks.json"))
     if not found:
         return [f"{scenario}: no results (exit {ran.returncode}): {ran.stdout[-800:]} {ran.stderr[-800:]}"]
@@ -204,7 +206,7 @@ def run_scenario(url: str, scenario: str, wire: str, out: Path) -> list[str]:
     return problems
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(300 * SCALE)  # both servers start in the first one
 @pytest.mark.parametrize("wire", [DATED, STATELESS])
 @pytest.mark.parametrize("mode", MODES)
 def test_conformance_scenarios(gates: dict[str, str], mode: str, wire: str, tmp_path: Path) -> None:
