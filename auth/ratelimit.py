@@ -163,8 +163,10 @@ class RateLimitMiddleware:
         counts: Callable[[str], bool],
         speaks_jsonrpc: Callable[[str], bool],
         observer: AuthObserver = NULL_OBSERVER,
+        uncounted: Callable[[Scope], bool] = lambda _scope: False,
     ) -> None:
         self.app = app
+        self.uncounted = uncounted
         self.observer = observer
         self.limiter = limiter
         self.counts = counts
@@ -172,7 +174,8 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get("user") if scope["type"] == "http" else None
-        if not isinstance(principal, Principal) or not self.counts(scope["path"]):
+        # A request relayed from another replica (``uncounted``) was counted there already.
+        if not isinstance(principal, Principal) or not self.counts(scope["path"]) or self.uncounted(scope):
             await self.app(scope, receive, send)
             return
         timing = current_timing.get()

@@ -32,6 +32,7 @@ from auth.records import KeyRecord
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
+LOAD_CHUNK = 500  # ids per IN (...) when loading changed rows
 ChangeListener = Callable[[R, R | None], Awaitable[None]]
 """Called with the new row and the one the feed saw before (None on first sight)."""
 
@@ -48,9 +49,13 @@ class ChangeFeed(Generic[R]):
         listeners: Sequence[ChangeListener[R]],
         interval: float = 0.25,
         lookback: timedelta = timedelta(seconds=10),
+        stamps: Callable[[datetime], Select[Hashable, datetime]] | None = None,
+        rows_of: Callable[[Sequence[Hashable]], Select[Any]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._query = query
+        self._stamps = stamps
+        self._rows_of = rows_of
         self._convert = convert
         self._identity = identity
         self._updated_at = updated_at
@@ -65,12 +70,34 @@ class ChangeFeed(Generic[R]):
         """Poll now instead of at the next tick (a change notification arrived); wakes coalesce."""
         self._woken.set()
 
+    async def _changed_rows(self, session: AsyncSession, since: datetime) -> Sequence[Any]:
+        """Rows changed since ``since``; with ``stamps``, only the rows whose stamp the feed has not seen are loaded.
+
+        Each poll re-reads the lookback window: an organization-wide change stamps every key of the
+        organization, and reloading all of them in full on every poll of the window (40 polls) held the
+        event loop for seconds at 100k keys. Ids and stamps are cheap; only what differs is loaded.
+        """
+        if self._stamps is None or self._rows_of is None:
+            everything: Sequence[Any] = (await session.execute(self._query(since))).scalars().all()
+            return everything
+        stamped = (await session.execute(self._stamps(since))).all()
+        changed = [
+            identity
+            for identity, updated_at in stamped
+            if (seen := self._seen.get(identity)) is None or self._updated_at(seen) != updated_at
+        ]
+        rows: list[Any] = []
+        for start in range(0, len(changed), LOAD_CHUNK):
+            chunk = changed[start : start + LOAD_CHUNK]
+            rows.extend((await session.execute(self._rows_of(chunk))).scalars().all())
+        return rows
+
     async def poll_once(self) -> int:
         """Hands the changes since the last poll to the listeners; returns how many rows changed."""
         async with self._sessions() as session:
             polled_at = await database_now(session)
             since = (self._polled_at or polled_at) - self._lookback
-            rows = (await session.execute(self._query(since))).scalars().all()
+            rows = await self._changed_rows(session, since)
         self._polled_at = polled_at
         changed = 0
         for row in rows:
@@ -116,4 +143,6 @@ def key_change_feed(
         updated_at=lambda record: record.updated_at,
         listeners=listeners,
         interval=interval,
+        stamps=lambda since: select(col(ApiKey.id), col(ApiKey.updated_at)).where(col(ApiKey.updated_at) >= since),
+        rows_of=lambda ids: select(ApiKey).where(col(ApiKey.id).in_(ids)),
     )

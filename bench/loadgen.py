@@ -147,10 +147,10 @@ async def measure(
 
 def latency_figures(latencies: Sequence[float], wall: float, cpu: float) -> dict[str, float]:
     """Requests/s, latency percentiles and the generator's own CPU share of one measurement."""
-    ordered = sorted(latencies)
+    ordered = sorted(latencies) or [0.0]  # none answered (a starved machine): zeros, not an IndexError
     return {
-        "requests": len(ordered),
-        "rps": len(ordered) / wall,
+        "requests": len(latencies),
+        "rps": len(latencies) / wall,
         "p50_ms": ordered[len(ordered) // 2] * 1000,
         "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         "loadgen_cpu_fraction": cpu / wall,

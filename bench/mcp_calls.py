@@ -1,9 +1,10 @@
-"""Benchmark: MCP ``tools/call`` through capgate vs. a bare ``mcp`` SDK server, both protocol modes, one run.
+"""Benchmark: MCP ``tools/call`` through capgate vs. a bare ``mcp`` SDK server and FastMCP, both protocol modes.
 
 Starts, each as its own process with one uvicorn worker: ``capgate serve`` (production
 settings, except per-key limits far above the load so the rate limiter runs but never
 refuses; a key warmed before measuring) and the bare SDK server of ``bench.mcp_bare``
-(low-level ``Server`` + ``streamable_http_app()`` defaults, the same echo work). Then, round
+(low-level ``Server`` + ``streamable_http_app()`` defaults, the same echo work) and the FastMCP
+comparator of ``bench.mcp_fastmcp`` (``StaticTokenVerifier``, a bearer token per request). Then, round
 after round and alternating which goes first, drives each with the raw-socket load
 generator of ``bench.mcp_loadgen`` for the stateless 2026-07-28 protocol and for legacy
 sessions (one ``initialize`` per connection, then ``tools/call`` POSTs answered as SSE).
@@ -22,7 +23,7 @@ import asyncio
 import http.server
 import json
 import os
-import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -33,12 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.machine import machine
 from bench.mcp_loadgen import Mode, Target, drive
 from bench.servers import CAPGATE, capgate_env, create_org_and_key, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES: tuple[Mode, ...] = ("stateless", "legacy")
 GOAL = 0.90
+FASTMCP_GOAL = 1.2  # capgate >= 1.2 x FastMCP with a static bearer token (issue 12, goal 1)
 OBSERVABILITY_GOAL = 0.05  # metrics + decision records on cost at most 5 % of throughput (tracing off)
 OBSERVABILITY_OFF = {"CAPGATE_METRICS_ENABLED": "false", "CAPGATE_DECISIONS_ENABLED": "false"}
 CAPGATE_ENV = {
@@ -101,6 +104,13 @@ def start_bare() -> Server:
     return Server("bare", [sys.executable, "-m", "bench.mcp_bare", "--port", str(port)], dict(os.environ), port, {})
 
 
+def start_fastmcp() -> Server:
+    port, token = free_port(), secrets.token_urlsafe(24)
+    command = [sys.executable, "-m", "bench.mcp_fastmcp", "--port", str(port)]
+    env = {**os.environ, "BENCH_FASTMCP_TOKEN": token}
+    return Server("fastmcp", command, env, port, {"Authorization": f"Bearer {token}"})
+
+
 def start_trivial() -> Server:
     port = free_port()
     return Server(
@@ -155,6 +165,7 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
         servers = [
             start_capgate(Path(base)),
             start_bare(),
+            start_fastmcp(),
             start_capgate(Path(base), "capgate_observability_off", OBSERVABILITY_OFF),
             start_capgate(Path(base), "capgate_tracing", {"CAPGATE_OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}),
         ]
@@ -167,7 +178,7 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
                         result = await measure(server, mode, seconds, connections)
                         samples[mode][server.name].append(result)
                         print(
-                            f"round {round_index + 1} {mode:9} {server.name:7} {result['rps']:8.1f} req/s"
+                            f"round {round_index + 1} {mode:9} {server.name:25} {result['rps']:8.1f} req/s"
                             f"  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms"
                             f"  server CPU {result['server_cpu_ms_per_call']:.3f} ms/call",
                             flush=True,
@@ -180,11 +191,15 @@ async def run(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
     for mode in MODES:
         capgate = summarise(samples[mode]["capgate"])
         bare = summarise(samples[mode]["bare"])
+        fastmcp = summarise(samples[mode]["fastmcp"])
         modes[mode] = {
             "capgate": capgate,
             "bare_sdk": bare,
+            "fastmcp": fastmcp,
             "ratio_rps": round(capgate["rps"] / bare["rps"], 3),
             "meets_goal": capgate["rps"] / bare["rps"] >= GOAL,
+            "ratio_fastmcp_rps": round(capgate["rps"] / fastmcp["rps"], 3),
+            "meets_fastmcp_goal": capgate["rps"] / fastmcp["rps"] >= FASTMCP_GOAL,
             "observability": observability_cost(samples[mode]),
         }
     return {"loadgen_ceiling": ceiling, "modes": modes}
@@ -201,8 +216,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = {
         "benchmark": "MCP tools/call example_echo: capgate vs bare mcp SDK server",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "goal": f"capgate >= {GOAL} x bare SDK requests/s",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "goal": f"capgate >= {GOAL} x bare SDK and >= {FASTMCP_GOAL} x FastMCP requests/s",
+        "machine": machine(),
         "setup": {
             "seconds_per_measurement": args.seconds,
             "rounds": args.rounds,
@@ -210,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "capgate_env": CAPGATE_ENV,
             "capgate_storage": "SQLite (default, WAL), log level INFO (default) to /dev/null",
             "bare_sdk": "mcp low-level Server + streamable_http_app() defaults (bench/mcp_bare.py)",
+            "fastmcp": "FastMCP http_app() + StaticTokenVerifier, bearer token (bench/mcp_fastmcp.py)",
             "uvicorn_workers": 1,
         },
         **results,
@@ -220,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"{mode:9} capgate {numbers['capgate']['rps']:8.1f} req/s  bare {numbers['bare_sdk']['rps']:8.1f} req/s"
             f"  ratio {numbers['ratio_rps']:.3f}  (goal {GOAL})"
+        )
+        print(
+            f"{mode:9} FastMCP {numbers['fastmcp']['rps']:8.1f} req/s"
+            f"  capgate/FastMCP {numbers['ratio_fastmcp_rps']:.3f}  (goal {FASTMCP_GOAL})"
         )
         cost = numbers["observability"]
         print(

@@ -154,6 +154,7 @@ async def drive(
         raise BadAnswer(f"{len(failures)} failed calls of {len(latencies)}, e.g. {failures[0]}")
     result = latency_figures(latencies, wall, cpu)
     if server_pid:
-        result["server_cpu_ms_per_call"] = (process_cpu_seconds(server_pid) - server_cpu) * 1000 / len(latencies)
-        result["server_cpu_fraction"] = (process_cpu_seconds(server_pid) - server_cpu) / wall
+        used = process_cpu_seconds(server_pid) - server_cpu
+        result["server_cpu_ms_per_call"] = used * 1000 / max(1, len(latencies))
+        result["server_cpu_fraction"] = used / wall
     return result

@@ -31,7 +31,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -45,7 +45,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError(f"server did not listen on port {port} within {timeout} s")
 
 
-def wait_for_healthz(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_for_healthz(port: int, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     wait_for_port(port, process, timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -34,6 +34,7 @@ from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOD_POOL = 5000
+INVALID_KINDS = ("random_strings", "bad_checksums", "unknown_ids")  # goal 7: not one argon2 run for these
 
 
 async def create_keys(data_dir: Path, count: int) -> list[str]:
@@ -117,11 +118,82 @@ def flood(server: servers.Server, stats_file: Path, make: Callable[[], str], sec
     }
 
 
+async def paced_flood(port: int, requests: Sequence[bytes], rate: float, until: float, connections: int = 8) -> int:
+    """Invalid keys at ``rate``/s (open loop, over ``connections``) until ``until``; returns how many were sent."""
+    sent = 0
+
+    async def connection(offset: int) -> None:
+        nonlocal sent
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        interval, due, index = connections / rate, time.perf_counter() + offset / rate, offset
+        try:
+            while time.perf_counter() < until:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                due += interval
+                writer.write(requests[index % len(requests)])
+                index += connections
+                status, _body = await loadgen.read_response(reader)
+                if status not in (401, 429):
+                    raise RuntimeError(f"a flood request answered {status}")
+                sent += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection(n) for n in range(connections)))
+    return sent
+
+
+async def valid_while_flooded(
+    port: int, valid: bytes, flood_requests: Sequence[bytes] | None, rate: float, seconds: float, connections: int
+) -> dict[str, float]:
+    """Warm valid-key throughput over ``connections``, with a paced flood of invalid keys alongside (or none)."""
+    await loadgen.measure(port, valid, 0.5, connections, warmup=0)
+    if flood_requests is None:
+        return await loadgen.measure(port, valid, seconds, connections, warmup=0)
+    until = time.perf_counter() + seconds
+    started = time.perf_counter()
+    figures, sent = await asyncio.gather(
+        loadgen.measure(port, valid, seconds, connections, warmup=0), paced_flood(port, flood_requests, rate, until)
+    )
+    return {**figures, "flood_rps": sent / (time.perf_counter() - started)}
+
+
+def valid_under_flood(
+    server: servers.Server, stats_file: Path, make: Callable[[], str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Goal 7: valid-key requests/s under a flood of ``--flood-rate`` invalid keys/s vs without, alternating rounds."""
+    port = server.port
+    valid = loadgen.get("/capabilities", port, [("x-api-key", server.key)])
+    flood_requests = [loadgen.get("/capabilities", port, [("x-api-key", make())]) for _ in range(FLOOD_POOL)]
+    rounds: dict[str, list[dict[str, float]]] = {"alone": [], "flooded": []}
+    before = stats(server, stats_file)
+    for number in range(args.rounds):
+        for mode in ("alone", "flooded") if number % 2 == 0 else ("flooded", "alone"):
+            flood = flood_requests if mode == "flooded" else None
+            run = valid_while_flooded(port, valid, flood, args.flood_rate, args.seconds, args.connections)
+            rounds[mode].append(asyncio.run(run))
+    after = stats(server, stats_file)
+    alone, flooded = loadgen.summarise(rounds["alone"]), loadgen.summarise(rounds["flooded"])
+    return {
+        "valid_alone": alone,
+        "valid_under_flood": flooded,
+        "ratio": round(flooded["rps"] / alone["rps"], 3),
+        "ratio_per_round": [
+            round(f["rps"] / a["rps"], 3) for a, f in zip(rounds["alone"], rounds["flooded"], strict=True)
+        ],
+        "flood_rps_offered": args.flood_rate,
+        "flood_rps_achieved": round(statistics.median(r["flood_rps"] for r in rounds["flooded"]), 1),
+        "argon2_runs": after["argon2_runs"] - before["argon2_runs"],
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold-keys", type=int, default=200, help="fresh keys whose first request is timed")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per flood")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections of the floods")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of valid keys alone / flooded")
+    parser.add_argument("--flood-rate", type=float, default=1000.0, help="invalid keys/s sent alongside valid ones")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "verification.json")
     args = parser.parse_args(argv)
 
@@ -143,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name, make in flood_keys(real_id).items():
                 floods[name] = flood(server, stats_file, make, args.seconds, args.connections)
                 print(f"{name:>25}: {floods[name]['rps']:8.1f} rps, argon2 runs {floods[name]['argon2_runs']}")
+            under_flood = {}
+            for name, make in flood_keys(real_id).items():
+                under_flood[name] = valid_under_flood(server, stats_file, make, args)
+                print(f"valid keys under {name}: ratio {under_flood[name]['ratio']}", flush=True)
         finally:
             server.stop()
 
@@ -158,9 +234,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         "cold_first_request": cold,
         "warm_same_connection": warm,
         "floods": floods,
+        "valid_under_flood": under_flood,
+        "goal_7": {
+            "argon2_runs_in_floods": {name: floods[name]["argon2_runs"] for name in floods},
+            "zero_argon2_for_invalid": all(floods[name]["argon2_runs"] == 0 for name in INVALID_KINDS),
+            "valid_ratio_under_flood": {name: result["ratio"] for name, result in under_flood.items()},
+            "ratio_goal": 0.9,
+            "flood_rps_offered": args.flood_rate,
+        },
         "server": "bench.uvicorn_runner (capgate serve's app and uvicorn options), one worker, SQLite, "
         "rate limiting off (CAPGATE_RATE_LIMIT_ENABLED=false)",
-        "load": {"flood_connections": args.connections, "flood_seconds": args.seconds, "flood_pool": FLOOD_POOL},
+        "load": {
+            "flood_connections": args.connections,
+            "flood_seconds": args.seconds,
+            "flood_pool": FLOOD_POOL,
+            "valid_under_flood": "valid key on --connections closed-loop connections, --flood-rate invalid keys/s "
+            "paced over 8 more; --rounds alternating rounds of --seconds, medians",
+            "load_average_after": [round(value, 2) for value in os.getloadavg()],
+        },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

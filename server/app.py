@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from server.admin.app import admin_mount
 from server.body_deadline import BodyDeadlineMiddleware
 from server.errors import EXCEPTION_HANDLERS
 from server.mcp.endpoint import McpEndpoint
+from server.mcp.event_log import EventLog
 from server.mcp.forwarding import SessionForwarder
 from server.mcp.owners import SessionOwners
 from server.mcp.server import build_mcp_server, build_session_manager
@@ -45,15 +46,20 @@ def create_app(
     *,
     tools: ToolRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    own_address: Callable[[Starlette], AbstractAsyncContextManager[str | None]] | None = None,
 ) -> Starlette:
+    """``own_address``: a worker's own listener (``--workers N``, ``server.serving.own_listener``), whose URL
+    this process claims its legacy MCP sessions at."""
     settings = settings or Settings()
     state = build_state(settings, tools or default_registry(memory_limits(settings)), clock)
     tool_calls = McpToolCalls(state.runtime, state.streams, public_base_url=state.public_base_url)
     mcp_server = build_mcp_server(state.runtime, state.mcp_sessions, tool_calls, metrics=state.metrics)
-    mcp_manager = build_session_manager(mcp_server, settings)
+    events = EventLog(state.sessions, per_stream=settings.mcp_events_per_stream)
+    mcp_manager = build_session_manager(mcp_server, settings, events)
     quota = SessionQuota(mcp_manager, per_key=settings.max_mcp_sessions_per_key, total=settings.max_mcp_sessions)
     forwarder = SessionForwarder(
-        SessionOwners(state.sessions, self_url=settings.resolved_replica_url),
+        SessionOwners(state.sessions, events, self_url=settings.resolved_replica_url),
+        state.relay,
         max_body_bytes=settings.max_request_body_bytes,
     )
     fast_path = (
@@ -78,14 +84,19 @@ def create_app(
     routes = [*api_routes(mcp_endpoint), admin_mount(state)]
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(this_app: Starlette) -> AsyncIterator[None]:
+        listener = AsyncExitStack()
         try:
             await flusher.load()
+            if own_address is not None:
+                own_url = await listener.enter_async_context(own_address(this_app))
+                forwarder.owners.self_url = own_url or forwarder.owners.self_url
             await forwarder.owners.release_previous_process()
             state.drain.install()
             async with mcp_manager.run(), anyio.create_task_group() as tasks:
                 state.runtime.background = tasks
                 tasks.start_soon(state.watcher.run)
+                tasks.start_soon(events.run)
                 tasks.start_soon(state.tool_watcher.run)
                 if state.notifications is not None:
                     tasks.start_soon(state.notifications.run)
@@ -127,6 +138,7 @@ def create_app(
             await state.decisions.flush(state.sessions, state.runtime.committer.submit, final=True)
         finally:
             state.drain.uninstall()
+            await listener.aclose()
             await forwarder.aclose()
             if state.rate_limiter is not None:
                 await state.rate_limiter.backend.aclose()
@@ -163,6 +175,7 @@ def create_app(
                         counts=counts_toward_rate_limit,
                         speaks_jsonrpc=speaks_jsonrpc,
                         observer=state.metrics,
+                        uncounted=state.relay.relayed,
                     )
                 ]
                 if state.rate_limiter is not None

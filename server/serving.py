@@ -13,10 +13,16 @@ deadline in the app (``server.body_deadline``). ``X-Forwarded-For`` is believed 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.settings import Settings
@@ -94,7 +100,7 @@ def app_from_environment() -> Starlette:
     settings = Settings()
     configure_logging(settings.log_level)
     configure_protocol(settings)
-    return create_app(settings)
+    return create_app(settings, own_address=functools.partial(own_listener, settings=settings))
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -123,7 +129,9 @@ def run_server(settings: Settings) -> None:
         from server.observability.workers import prepare_workers
 
         # Workers are new processes: what the command line overrode must reach them through the environment.
-        os.environ.update(CAPGATE_HOST=settings.host, CAPGATE_PORT=str(settings.port))
+        os.environ.update(
+            CAPGATE_HOST=settings.host, CAPGATE_PORT=str(settings.port), CAPGATE_WORKERS=str(settings.workers)
+        )
         prepare_workers(settings)  # before any worker starts: they share one directory of metrics
         uvicorn.run(
             "server.serving:app_from_environment",
@@ -139,3 +147,43 @@ def run_server(settings: Settings) -> None:
 
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), **uvicorn_options(settings))
+
+
+def worker_url(settings: Settings, port: int) -> str:
+    """The replica URL with a worker's own port."""
+    parts = urlsplit(settings.resolved_replica_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, "", "", ""))
+
+
+@asynccontextmanager
+async def own_listener(app: ASGIApp, *, settings: Settings) -> AsyncIterator[str | None]:
+    """A worker's own address (``--workers N``), so legacy MCP sessions work across workers.
+
+    uvicorn's workers accept from one shared socket, so any request may land on any worker, while a
+    legacy session's server loop lives in the worker that answered its ``initialize``. With one
+    address for all, a worker could not tell a sibling's session from its own and answered 404. So
+    each worker also serves ``app`` on an ephemeral port of its own on the bind address, and claims
+    its sessions at ``CAPGATE_REPLICA_URL``'s host with that port (yielded here); a sibling, or
+    another replica, relays to it like to any owner. Yields None with a single worker.
+    """
+    if settings.workers <= 1:
+        yield None
+        return
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, 0))
+    options = {**uvicorn_options(settings), "lifespan": "off", "timeout_graceful_shutdown": 1}
+    del options["host"], options["port"], options["loop"]
+    config = uvicorn.Config(app, **options)
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup(sockets=[sock])
+    try:
+        yield worker_url(settings, int(sock.getsockname()[1]))
+    finally:
+        await server.shutdown(sockets=[sock])

@@ -17,7 +17,7 @@ from pydantic_settings import (
 )
 
 from auth.hashing import Argon2Parameters
-from server.settings_groups import IntegrationSettings, ObservabilitySettings, ServingSettings
+from server.settings_groups import IntegrationSettings, ObservabilitySettings, ReplicaSettings, ServingSettings
 
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -52,7 +52,7 @@ def async_database_url(url: str) -> str:
     return f"{backend}+{_ASYNC_DRIVERS[backend]}://{rest}"
 
 
-class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings, ServingSettings):
+class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings, ReplicaSettings, ServingSettings):
     model_config = SettingsConfigDict(
         env_prefix="CAPGATE_",
         toml_file=[project_dir() / "capgate.toml", Path("capgate.toml")],  # the current folder's file wins
@@ -75,7 +75,6 @@ class Settings(BaseSettings, ObservabilitySettings, IntegrationSettings, Serving
     public_base_url: str | None = Field(
         default=None, description="absolute URL clients use to reach the server; default http://host:port"
     )
-    replica_url: str | None = Field(default=None, description="URL other replicas relay legacy MCP sessions to")
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
         description="Host header values the MCP endpoint accepts (DNS-rebinding protection)",

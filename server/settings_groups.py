@@ -95,3 +95,13 @@ class IntegrationSettings(BaseModel):
         description="stdio upstream processes running at once (the least recently used idle one"
         " is stopped to make room)",
     )
+
+
+class ReplicaSettings(BaseModel):
+    replica_url: str | None = Field(default=None, description="URL other replicas relay legacy MCP sessions to")
+    mcp_events_per_stream: int = Field(
+        default=256, ge=1, description="SSE events kept per legacy MCP stream for resuming (older ones are deleted)"
+    )
+    mcp_event_retention_seconds: float = Field(
+        default=3600.0, gt=0, description="stored legacy MCP stream events older than this are deleted"
+    )

@@ -15,6 +15,7 @@ from auth.failures import AuthFailureAggregator
 from auth.hashing import SecretHasher
 from auth.ratelimit import RateLimiter
 from auth.records import KeyRecord
+from auth.relay import RelaySigner
 from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
@@ -58,6 +59,8 @@ class AppState:
     drain: Drain
     notifications: ChangeNotifications | None
     """Change notifications from other processes (PostgreSQL only; SQLite relies on the feeds' poll)."""
+    relay: RelaySigner
+    """Marks requests relayed to a session's owner, so the owner does not count them again."""
 
     def now(self) -> datetime:
         return from_timestamp(self.clock())

@@ -18,6 +18,7 @@ from auth.models import ApiKey, Organization, User
 from auth.ratelimit import LimitPolicies, Limits, Overrides, RateLimitBackend, RateLimiter
 from auth.ratelimit_memory import InProcessBackend
 from auth.records import KeyRecord
+from auth.relay import RelaySigner
 from auth.streams import StreamRegistry
 from auth.usage import LastUsedTracker, from_timestamp
 from auth.verifier import KeyVerifier
@@ -26,6 +27,7 @@ from server.db import create_engine, session_factory
 from server.draining import Drain
 from server.integrations.wiring import build_catalog, integration_feeds
 from server.key_events import apply_notifications, key_change_listeners, tool_setting_listeners
+from server.mcp.event_log import delete_old_events
 from server.mcp.listening import KeyListeners
 from server.mcp.server import principal_of
 from server.mcp.sessions import McpSessionDirectory
@@ -225,6 +227,7 @@ def build_state(settings: Settings, tools: ToolRegistry, clock: Callable[[], flo
         integration_feeds=list(integration_feeds(sessions, integrations, interval=settings.key_change_poll_seconds)),
         drain=Drain(delay_seconds=settings.shutdown_drain_seconds),
         notifications=None,
+        relay=RelaySigner(pepper),
     )
     if engine.dialect.name == "postgresql":
         state.notifications = ChangeNotifications(settings.resolved_database_url)
@@ -243,4 +246,6 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         executions=timedelta(days=settings.retention_days),
         idempotency=timedelta(seconds=settings.idempotency_ttl_seconds),
         audit=timedelta(days=settings.audit_retention_days),
+        stream_events=timedelta(seconds=settings.mcp_event_retention_seconds),
+        delete_stream_events=delete_old_events,
     )

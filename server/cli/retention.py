@@ -39,7 +39,8 @@ def db_purge(as_json: JsonOption = False) -> None:
         return
     out.print(
         f"Deleted {purged.executions} executions, {purged.events} events, "
-        f"{purged.idempotency_records} idempotency records and {purged.audit_events} audit rows.",
+        f"{purged.idempotency_records} idempotency records, {purged.audit_events} audit rows "
+        f"and {purged.stream_events} MCP stream events.",
         markup=False,
     )
 

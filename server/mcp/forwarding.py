@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from auth.errors import PayloadTooLarge
 from auth.principal import Principal
+from auth.relay import RELAY_SIGNATURE, RelaySigner
 from server.mcp.owners import SessionOwners
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ def replaying(body: bytes, receive: Receive) -> Receive:
 
 
 class SessionForwarder:
-    def __init__(self, owners: SessionOwners, *, max_body_bytes: int) -> None:
+    def __init__(self, owners: SessionOwners, relay: RelaySigner, *, max_body_bytes: int) -> None:
         self.owners = owners
+        self._relay = relay
         self._max_body = max_body_bytes
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=2.0, read=None, write=10.0, pool=10.0),
@@ -68,8 +70,9 @@ class SessionForwarder:
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = owner.url + path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
-        headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_RELAYED]
+        headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_RELAYED and k != RELAY_SIGNATURE]
         headers.append((FORWARDED_BY, self.owners.self_url.encode()))
+        headers.append((RELAY_SIGNATURE, self._relay.sign(scope)))  # counted here: the owner must not count it
         request = self._client.build_request(scope["method"], url, headers=headers, content=body)
         try:
             response = await self._client.send(request, stream=True)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from auth.dbtypes import utcnow
 from auth.verifier import LRU
-from server.mcp.models import McpSessionOwner
+from server.mcp.event_log import EventLog
+from server.mcp.models import McpSessionEvent, McpSessionOwner
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +28,11 @@ class Owner:
 
 
 class SessionOwners:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, self_url: str, cache_size: int = 10_000) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], events: EventLog, *, self_url: str, cache_size: int = 10_000
+    ) -> None:
         self._sessions = sessions
+        self.events = events
         self.self_url = self_url
         self._cache: LRU[str, Owner] = LRU(cache_size)
 
@@ -55,11 +59,15 @@ class SessionOwners:
         return owner
 
     async def release(self, session_id: str) -> None:
+        """The session was deleted, or its owner died: its directory entry and stored events go."""
         self._cache.pop(session_id)
+        self.events.forget(session_id)
         async with self._sessions.begin() as session:
             await session.execute(delete(McpSessionOwner).where(col(McpSessionOwner.session_id) == session_id[:64]))
 
     async def release_previous_process(self) -> None:
         """Sessions claimed at this address before this process started died with that process."""
+        mine = select(col(McpSessionOwner.session_id)).where(col(McpSessionOwner.owner_url) == self.self_url)
         async with self._sessions.begin() as session:
+            await session.execute(delete(McpSessionEvent).where(col(McpSessionEvent.session_id).in_(mine)))
             await session.execute(delete(McpSessionOwner).where(col(McpSessionOwner.owner_url) == self.self_url))

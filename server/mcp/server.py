@@ -21,6 +21,7 @@ from mcp.server.models import InitializationOptions
 from mcp.server.transport_security import TransportSecuritySettings
 
 from auth.principal import Principal
+from server.mcp.event_log import EventLog
 from server.mcp.resumable import ResumableSessionManager
 from server.mcp.sessions import McpSessionDirectory
 from server.mcp.tool_calls import McpToolCalls
@@ -142,7 +143,7 @@ def build_mcp_server(
     return server
 
 
-def build_session_manager(server: Server[Any], settings: Settings) -> ResumableSessionManager:
+def build_session_manager(server: Server[Any], settings: Settings, events: EventLog) -> ResumableSessionManager:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=settings.allowed_hosts,
@@ -151,6 +152,7 @@ def build_session_manager(server: Server[Any], settings: Settings) -> ResumableS
     return ResumableSessionManager(
         server,
         security_settings=security,
+        events=events,
         session_idle_timeout=settings.mcp_session_idle_seconds,
         max_request_body_size=settings.max_request_body_bytes,
         max_sessions=None,  # SessionQuota caps sessions per key and evicts the idlest at max_mcp_sessions

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import typing
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,11 +31,18 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 
 
+OldRowsDeleter = Callable[[AsyncSession, datetime], Awaitable[int]]
+"""Deletes rows stored before the given time, returns how many (for tables kept outside the runtime)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     executions: timedelta
     idempotency: timedelta
     audit: timedelta
+    stream_events: timedelta = timedelta(hours=1)
+    delete_stream_events: OldRowsDeleter | None = None
+    """Legacy MCP stream events (``server.mcp.event_log``), handed in: the runtime does not import server.mcp."""
 
 
 @dataclass(slots=True)
@@ -43,6 +51,7 @@ class Purged:
     events: int = 0
     idempotency_records: int = 0
     audit_events: int = 0
+    stream_events: int = 0
 
 
 async def _purge_executions(session: AsyncSession, before: datetime) -> tuple[int, int]:
@@ -87,6 +96,9 @@ async def purge(sessions: async_sessionmaker[AsyncSession], policy: RetentionPol
         purged.audit_events += deleted
         if deleted < BATCH:
             break
+    if policy.delete_stream_events is not None:
+        async with sessions.begin() as session:  # one indexed range delete, like idempotency records
+            purged.stream_events = await policy.delete_stream_events(session, now - policy.stream_events)
     return purged
 
 
@@ -95,7 +107,7 @@ async def run_purger(sessions: async_sessionmaker[AsyncSession], policy: Retenti
         try:
             with anyio.CancelScope(shield=True):
                 purged = await purge(sessions, policy, utcnow())
-            if purged.executions or purged.audit_events or purged.idempotency_records:
+            if purged.executions or purged.audit_events or purged.idempotency_records or purged.stream_events:
                 logger.info("retention purge: %s", purged)
         except SQLAlchemyError:
             logger.warning("retention purge failed; next attempt in %s s", interval, exc_info=True)

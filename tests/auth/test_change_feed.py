@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth import store
@@ -139,3 +139,32 @@ async def test_a_tool_switch_lookup_in_flight_does_not_write_the_old_disabled_se
     release.set()
     assert await in_flight == frozenset()  # began before the switch
     assert await switches.disabled(org.id) == frozenset({"memory_read"})
+
+
+async def test_an_organization_wide_stamp_is_loaded_once_not_on_every_poll(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Goal 4 of issue 12: every poll re-reads the lookback window; it must not reload every stamped key each time."""
+    org, ids = await org_with_keys(sessions, 30)
+    seen = Seen()
+    feed = key_change_feed(sessions, [seen])
+    await feed.poll_once()
+    async with sessions.begin() as session:  # what an organization-wide tool switch does to its keys
+        await store.bump_policy_revisions(session, organization_id=org.id, now=utcnow())
+    full_rows_loaded = 0
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        nonlocal full_rows_loaded
+        if statement.lstrip().startswith("SELECT api_keys.id, api_keys.organization_id"):
+            full_rows_loaded += 1
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert await feed.poll_once() == 30
+        for _ in range(5):  # later polls inside the lookback window see the same stamps
+            assert await feed.poll_once() == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert full_rows_loaded == 1, f"full key rows were loaded {full_rows_loaded} times"
+    assert {record.key_id for record in seen.records[-30:]} == set(ids)

@@ -11,12 +11,15 @@ import anyio
 import httpx
 import pytest
 
+from server.db import create_engine, session_factory
+from server.mcp.models import McpSessionOwner
 from tests.deadlines import EVENTUALLY
 from tests.e2e.harness import CapgateProcess
 from tests.e2e.runtime_server import Keys
 from tests.e2e.test_deploy import balancer, replicas, requests_seen, shared_env  # noqa: F401  (fixtures)
 from tests.e2e.test_runtime_streams import running_execution
 from tests.mcp_helpers import mcp_client
+from tests.reinitializing import ReinitializingClient
 
 pytestmark = pytest.mark.e2e
 LEGACY = "2025-11-25"
@@ -122,6 +125,26 @@ async def test_another_key_cannot_use_a_session_on_any_replica(
         assert answered.status_code == 200 and "example_echo" in answered.text
 
 
+async def legacy_client_owned_by(
+    owner: CapgateProcess, through: str, key: str, env: dict[str, str]
+) -> ReinitializingClient:
+    """A legacy client, connected through the balancer, whose session the given replica owns (a few tries)."""
+    engine = create_engine(env["CAPGATE_DATABASE_URL"])
+    try:
+        for _ in range(12):
+            client = ReinitializingClient(f"{through}/mcp", key)
+            await client.__aenter__()
+            assert not (await client.call_tool("example_echo", {"text": "before"})).is_error
+            async with session_factory(engine)() as session:
+                row = await session.get(McpSessionOwner, client.session_id)
+            if row is not None and row.owner_url == owner.url:
+                return client
+            await client.__aexit__(None, None, None)
+    finally:
+        await engine.dispose()
+    raise AssertionError(f"no session landed on {owner.url}")
+
+
 async def test_kill_9_of_one_replica_loses_nothing_acknowledged(
     replicas: list[CapgateProcess],  # noqa: F811
     balancer: str,  # noqa: F811
@@ -130,8 +153,8 @@ async def test_kill_9_of_one_replica_loses_nothing_acknowledged(
     created = replicas[0].create_key("demo")
     key, victim = created["key"], replicas[1]
     assert victim.process is not None
-    legacy_session = open_session(victim.url, key)  # owned by the replica about to die
     headers = {"x-api-key": key}
+    legacy = await legacy_client_owned_by(victim, balancer, key, replica_env)
     async with httpx.AsyncClient(base_url=victim.url, timeout=60) as direct:
         runtime_session = (await direct.post("/api/runtime/sessions", headers=headers)).json()["id"]
 
@@ -164,12 +187,6 @@ async def test_kill_9_of_one_replica_loses_nothing_acknowledged(
                     acknowledged.append(str(result.meta["executionId"]))  # type: ignore[index]
             tasks.cancel_scope.cancel()
 
-            # The legacy session died with its replica: 404 from every survivor, so the client re-initializes.
-            for server in (replicas[0], replicas[2]):
-                assert list_tools(server.url, key, legacy_session).status_code == 404
-            async with mcp_client(f"{balancer}/mcp", key, mode="legacy") as legacy:
-                assert not (await legacy.call_tool("example_echo", {"text": "again"})).is_error
-
             with anyio.fail_after(EVENTUALLY):
                 while (execution := (await http.get(f"/api/runtime/executions/{running}")).json())[
                     "status"
@@ -180,3 +197,15 @@ async def test_kill_9_of_one_replica_loses_nothing_acknowledged(
                 stored = (await http.get(f"/api/runtime/executions/{execution_id}")).json()
                 assert stored["status"] == "succeeded", stored
     assert retried <= 1
+
+    # The legacy session died with its replica: 404 from every survivor, so the client re-initializes by
+    # itself (tests/reinitializing.py: the spec's rule, which neither the official client nor fastmcp follows).
+    dead_session = legacy.session_id
+    try:
+        assert not (await legacy.call_tool("example_echo", {"text": "again"})).is_error
+        assert legacy.reinitialized == 1 and legacy.session_id not in (None, dead_session)
+        assert not (await legacy.call_tool("example_echo", {"text": "and again"})).is_error
+    finally:
+        await legacy.__aexit__(None, None, None)
+    for server in (replicas[0], replicas[2]):
+        assert list_tools(server.url, key, str(dead_session)).status_code == 404

@@ -151,7 +151,7 @@ def test_db_purge_and_usage_commands(run) -> None:  # type: ignore[no-untyped-de
     """Issue 14 item 6: the operator can purge now and see what each organization stores."""
     run("orgs", "create", "acme")
     purged = json.loads(run("db", "purge", "--json").output)
-    assert set(purged) == {"executions", "events", "idempotency_records", "audit_events"}
+    assert set(purged) == {"executions", "events", "idempotency_records", "audit_events", "stream_events"}
     assert "Deleted" in run("db", "purge").output
     usage = json.loads(run("db", "usage", "--json").output)
     assert isinstance(usage, list)
