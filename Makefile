@@ -28,7 +28,8 @@ serve: $(STAMP)
 	$(BIN)/capgate init
 	$(BIN)/capgate serve
 
-# Real MCP clients for tests/e2e/test_clients_*.py, cached in .cache/ (idempotent; see install.sh).
+# Real MCP clients for tests/e2e/test_clients_*.py and the MCP conformance suite for tests/e2e/test_conformance.py,
+# cached in .cache/ (idempotent; see install.sh).
 clients:
 	bash tests/e2e/clients/install.sh
 

@@ -67,6 +67,11 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             if self._header_bytes > self.max_header_bytes:
                 self.send_400_response("Request headers too large.")
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # RFC 9110 §5.5: a field value excludes the whitespace around it. llhttp drops the leading part
+        # only; h11 dropped both, and the MCP header checks (Mcp-Name against the body) compare exactly.
+        super().on_header(name, value.rstrip(b" \t"))
+
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
         self._disarm_header_timer()

@@ -4,6 +4,7 @@ cut off; X-Forwarded-For is believed only from a configured proxy. Counts and ti
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -162,3 +163,30 @@ def test_execution_is_cancelled_when_its_caller_goes_away(server: ServerProcess)
         )
         assert poll_status(server.database_url, {"running"}) == "running"
     assert poll_status(server.database_url, {"interrupted", "succeeded"}, timeout=5) == "interrupted"
+
+
+async def test_header_values_lose_surrounding_whitespace(server: ServerProcess) -> None:
+    """RFC 9110 §5.5 (the MCP conformance suite checks it): `Mcp-Name:  memory_ls \t` names memory_ls. llhttp
+    kept the trailing whitespace, so the stateless header check answered 400 -32020 header mismatch."""
+    key = await make_key(server)
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "memory_ls", "arguments": {}, "_meta": meta},
+        }
+    ).encode()
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json \r\n"
+        "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\t\r\n"
+        f"Mcp-Method: tools/call \r\nMcp-Name:  memory_ls \t\r\nx-api-key: {key}  \r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        answer = closed_by_server(sock, time.monotonic() + 10)
+    assert answer is not None and answer.startswith(b"HTTP/1.1 200"), answer
+    result = json.loads(answer.split(b"\r\n\r\n", 1)[1])["result"]
+    assert result["isError"] is False and result["structuredContent"] == {"path": "/", "entries": []}
