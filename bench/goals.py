@@ -105,6 +105,14 @@ def server_timing(doc: dict[str, Any]) -> tuple[str, bool | None]:
         cost = 1 - doc["ratio"]
     if not isinstance(cost, int | float):
         return NOT_MEASURED, None
+    if "python_calls_per_request" in doc:
+        calls = doc["python_calls_per_request"]
+        return (
+            f"cost {cost * 100:.1f} % of Python calls per request ({calls['timing_on']} vs {calls['timing_off']});"
+            f" throughput ratio {doc.get('ratio')} (rounds {min(doc.get('ratio_per_round') or [0])}–"
+            f"{max(doc.get('ratio_per_round') or [0])}: noise)",
+            cost < 0.02,
+        )
     return f"cost {cost * 100:.1f} % (ratio {1 - cost:.3f})", cost < 0.02
 
 
@@ -115,6 +123,13 @@ def verification(doc: dict[str, Any]) -> tuple[str, bool | None]:
         return NOT_MEASURED, None
     text = "argon2 " + ", ".join(f"{kind.replace('_', ' ')} {value}" for kind, value in runs.items())
     met = all(value == 0 for value in runs.values())
+    per_flood = dig(doc, "goal_7", "valid_ratio_under_flood")
+    if isinstance(per_flood, dict) and per_flood:
+        worst = min(per_flood.values())
+        offered = dig(doc, "goal_7", "flood_rps_offered")
+        spread = f"{ratio(worst)}–{ratio(max(per_flood.values()))}"
+        text += f"; valid keys under a {offered:g}/s flood {spread}"
+        return text, met and worst >= 0.9
     under = next((v for k, v in floods.items() if "under_flood" in k), None) or doc.get("valid_under_flood")
     under_ratio = under.get("ratio") if isinstance(under, dict) else None
     if isinstance(under_ratio, int | float):
