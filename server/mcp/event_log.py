@@ -75,7 +75,8 @@ class EventLog:
                 # more than the call itself. Nobody waits on this write but a replay, which flushes first.
                 await anyio.sleep(BATCH_SECONDS)
                 self._wakeup = anyio.Event()
-                await self._write_pending()
+                with anyio.CancelScope(shield=True):  # like the other writers: never cancel a write half-way
+                    await self._write_pending()
         finally:
             self.running = False
             with anyio.CancelScope(shield=True):
