@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -71,6 +71,7 @@ class SkippedPlugin:
 
 
 EMPTY: Mapping[str, Tool] = MappingProxyType({})
+VISIBLE_CACHE_SIZE = 4096
 # The tools an organization has beyond the registry's (its connected integrations), by name.
 OrganizationTools = Callable[[str], Awaitable[Mapping[str, Tool]]]
 
@@ -78,6 +79,7 @@ OrganizationTools = Callable[[str], Awaitable[Mapping[str, Tool]]]
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = (), *, skipped: Iterable[SkippedPlugin] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._visible: dict[Hashable, tuple[tuple[Tool, ...], tuple[Tool, ...]]] = {}
         self.skipped = list(skipped)  # plugins that did not load, for `capgate tools list`
         for tool in tools:
             self.register(tool)
@@ -86,6 +88,7 @@ class ToolRegistry:
         if tool.name in self._tools:
             raise ValueError(f"tool {tool.name!r} is registered twice")
         self._tools[tool.name] = tool
+        self._visible.clear()
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -102,14 +105,20 @@ class ToolRegistry:
         """The tools the key may list and call: its scope, read-only limit and allowed-tool globs, minus the
         tools its organization disabled. ``extra``: the organization's own tools (upstream integrations),
         after the registry's; a registry tool wins a name clash."""
-        tools = [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)]
-        if extra:
+        # Every listing and /capabilities asks this with the same few grant sets: decide each set once. An entry
+        # keeps the organization's own tools alive, so their ids in the key cannot be reused while it exists.
+        upstream = tuple(extra.values())
+        key = (principal.key_scopes, principal.allowed_tools, frozenset(disabled), tuple(map(id, upstream)))
+        entry = self._visible.get(key)
+        if entry is None:
+            tools = [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)]
             tools += [
-                tool
-                for tool in extra.values()
-                if tool.name not in self._tools and self._may_use(principal, tool, disabled)
+                tool for tool in upstream if tool.name not in self._tools and self._may_use(principal, tool, disabled)
             ]
-        return tools
+            if len(self._visible) >= VISIBLE_CACHE_SIZE:
+                self._visible.clear()
+            entry = self._visible[key] = (tuple(tools), upstream)
+        return list(entry[0])
 
     def find(
         self,

@@ -11,6 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner
 
+from auth.principal import Principal
 from server.app import create_app
 from server.cli import main as cli
 from server.settings import Settings
@@ -20,6 +21,7 @@ from tests.helpers import KeyFactory, make_settings
 from tests.runtime_helpers import headers, invoke
 from tools import plugins
 from tools.plugins import ENTRY_POINT_GROUP, plugin_tools
+from tools.registry import PassThroughInput, Tool, ToolRegistry
 
 MEMORY_TOOLS = {"memory_ls", "memory_read", "memory_write", "memory_append", "memory_search"}
 READ_ONLY_MEMORY_TOOLS = {"memory_ls", "memory_read", "memory_search"}
@@ -168,3 +170,27 @@ async def test_a_broken_or_shadowing_plugin_is_skipped_and_listed(
     assert rows["broken"]["kind"] == "skipped" and "no_such_module" in rows["broken"]["description"]
     skipped_impostor = [row for row in rows.values() if row["kind"] == "skipped" and "memory_read" in row["name"]]
     assert skipped_impostor and "already" in skipped_impostor[0]["description"]
+
+
+def test_a_tool_registered_after_a_listing_is_listed_and_grant_sets_never_share_an_answer() -> None:
+    def principal(scopes: tuple[str, ...], allowed: tuple[str, ...] | None = None) -> Principal:
+        return Principal(
+            key_id="k", organization_id="o", key_name="n", scopes=scopes, allowed_tools=allowed, expires_at=None
+        )
+
+    def tool(name: str, *, read_only: bool) -> Tool:
+        return Tool(name=name, description=name, input_model=PassThroughInput, handler=noop, read_only=read_only)
+
+    registry = ToolRegistry([tool("reader", read_only=True), tool("writer", read_only=False)])
+    full, read_only, narrowed = principal(("runtime",)), principal(("runtime:read",)), principal(("runtime",), ("w*",))
+    for _ in range(2):  # the second round is answered from the registry's cache
+        assert [t.name for t in registry.visible(full)] == ["reader", "writer"]
+        assert [t.name for t in registry.visible(read_only)] == ["reader"]
+        assert [t.name for t in registry.visible(narrowed)] == ["writer"]
+        assert [t.name for t in registry.visible(full, frozenset({"writer"}))] == ["reader"]
+    registry.register(tool("late", read_only=True))
+    assert [t.name for t in registry.visible(read_only)] == ["reader", "late"]
+
+
+async def noop(_ctx: object, _args: object) -> dict[str, str]:
+    return {}
