@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+
 import pytest
 
+from server.logging_setup import JsonFormatter
 from server.observability.decisions import Decision, DecisionLog
 from server.observability.labels import OTHER, BoundedLabel
 from server.observability.tracing import otlp_endpoint
@@ -54,3 +59,18 @@ def test_a_disabled_log_records_nothing() -> None:
 def test_a_bounded_label_keeps_its_first_values_and_folds_the_rest() -> None:
     label = BoundedLabel(2)
     assert [label(v) for v in ("a", "b", "c", "a", "d")] == ["a", "b", OTHER, "a", OTHER]
+
+
+def test_log_lines_carry_each_records_own_second() -> None:
+    formatter = JsonFormatter()
+
+    def logged_time(created: float) -> str:
+        record = logging.LogRecord("capgate.request", logging.INFO, "", 0, "request", None, None)
+        record.created = created
+        return str(json.loads(formatter.format(record))["time"])
+
+    def expected(created: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))
+
+    for created in (1_800_000_000.1, 1_800_000_000.9, 1_800_000_001.0, 1_800_000_000.5):
+        assert logged_time(created) == expected(created)
