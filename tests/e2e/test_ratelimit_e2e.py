@@ -129,7 +129,12 @@ def test_daily_quota_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_two_processes_sharing_redis_share_the_limits(tmp_path: Path, redis_prefix: str) -> None:
-    env = environment(tmp_path, daily_quota="40", redis_url=REDIS_URL, redis_key_prefix=redis_prefix)
+    # A generous Redis timeout, as in tests/auth/test_ratelimit_shared.py: on a loaded machine 100 concurrent
+    # requests may wait longer than the default 50 ms, which (correctly) switches a process to its in-process
+    # fallback and would break the sharing tested here.
+    env = environment(
+        tmp_path, daily_quota="40", redis_url=REDIS_URL, redis_key_prefix=redis_prefix, redis_timeout_seconds="2"
+    )
     key = make_key(env)
     servers = [Server(env), Server(env)]
     for server in servers:
