@@ -79,7 +79,7 @@ OrganizationTools = Callable[[str], Awaitable[Mapping[str, Tool]]]
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = (), *, skipped: Iterable[SkippedPlugin] = ()) -> None:
         self._tools: dict[str, Tool] = {}
-        self._visible: dict[Hashable, tuple[tuple[Tool, ...], tuple[Tool, ...]]] = {}
+        self._visible: dict[Hashable, tuple[Tool, ...]] = {}
         self.skipped = list(skipped)  # plugins that did not load, for `capgate tools list`
         for tool in tools:
             self.register(tool)
@@ -105,20 +105,22 @@ class ToolRegistry:
         """The tools the key may list and call: its scope, read-only limit and allowed-tool globs, minus the
         tools its organization disabled. ``extra``: the organization's own tools (upstream integrations),
         after the registry's; a registry tool wins a name clash."""
-        # Every listing and /capabilities asks this with the same few grant sets: decide each set once. An entry
-        # keeps the organization's own tools alive, so their ids in the key cannot be reused while it exists.
-        upstream = tuple(extra.values())
-        key = (principal.key_scopes, principal.allowed_tools, frozenset(disabled), tuple(map(id, upstream)))
-        entry = self._visible.get(key)
-        if entry is None:
-            tools = [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)]
-            tools += [
-                tool for tool in upstream if tool.name not in self._tools and self._may_use(principal, tool, disabled)
+        if extra:  # an organization's own tools are rebuilt when its catalog refreshes: decide them each time
+            return [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)] + [
+                tool
+                for tool in extra.values()
+                if tool.name not in self._tools and self._may_use(principal, tool, disabled)
             ]
+        # Every listing and /capabilities asks this with the same few grant sets: decide each set once.
+        key = (principal.key_scopes, principal.allowed_tools, frozenset(disabled))
+        cached = self._visible.get(key)
+        if cached is None:
             if len(self._visible) >= VISIBLE_CACHE_SIZE:
                 self._visible.clear()
-            entry = self._visible[key] = (tuple(tools), upstream)
-        return list(entry[0])
+            cached = self._visible[key] = tuple(
+                tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)
+            )
+        return list(cached)
 
     def find(
         self,
