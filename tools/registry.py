@@ -105,13 +105,8 @@ class ToolRegistry:
         """The tools the key may list and call: its scope, read-only limit and allowed-tool globs, minus the
         tools its organization disabled. ``extra``: the organization's own tools (upstream integrations),
         after the registry's; a registry tool wins a name clash."""
-        if extra:  # an organization's own tools are rebuilt when its catalog refreshes: decide them each time
-            return [tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)] + [
-                tool
-                for tool in extra.values()
-                if tool.name not in self._tools and self._may_use(principal, tool, disabled)
-            ]
-        # Every listing and /capabilities asks this with the same few grant sets: decide each set once.
+        # Every listing and /capabilities asks this with the same few grant sets: decide each set once. An
+        # organization's own tools are rebuilt when its catalog refreshes, so those are decided each time.
         key = (principal.key_scopes, principal.allowed_tools, frozenset(disabled))
         cached = self._visible.get(key)
         if cached is None:
@@ -120,7 +115,14 @@ class ToolRegistry:
             cached = self._visible[key] = tuple(
                 tool for tool in self._tools.values() if self._may_use(principal, tool, disabled)
             )
-        return list(cached)
+        return [
+            *cached,
+            *(
+                tool
+                for tool in extra.values()
+                if tool.name not in self._tools and self._may_use(principal, tool, disabled)
+            ),
+        ]
 
     def find(
         self,
